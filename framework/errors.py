@@ -1,0 +1,112 @@
+"""Every error the framework raises, under one base class.
+
+Messages say what happened and what to do next, naming the service, the key or the file.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from framework.events import Bound, Outcome, Phase
+
+__all__ = (
+    "ConfigError",
+    "DependencyCycleError",
+    "FrameworkError",
+    "GraphError",
+    "ServiceError",
+    "ShutdownError",
+    "StartupError",
+    "TargetError",
+)
+
+
+class FrameworkError(Exception):
+    """Base class of every error raised by the framework."""
+
+
+class GraphError(FrameworkError):
+    """The service dependency graph is invalid; nothing was started."""
+
+
+class DependencyCycleError(GraphError):
+    """Services depend on each other in a cycle."""
+
+    def __init__(self, cycle: Sequence[str]) -> None:
+        self.cycle = tuple(cycle)
+        path = " -> ".join([*self.cycle, self.cycle[0]])
+        super().__init__(
+            f"dependency cycle between services: {path}; "
+            "break it by removing one of these dependencies"
+        )
+
+
+class ConfigError(FrameworkError):
+    """The configuration is invalid. Carries every problem found, not only the first."""
+
+    def __init__(self, problems: Sequence[str], *, header: str = "invalid configuration") -> None:
+        self.problems = tuple(problems)
+        lines = [
+            f"{header} ({len(self.problems)} problem{'s' if len(self.problems) != 1 else ''}):"
+        ]
+        lines += [f"  - {p}" for p in self.problems]
+        super().__init__("\n".join(lines))
+
+
+class TargetError(FrameworkError):
+    """A `module:attr` target could not be loaded."""
+
+
+class ServiceError(FrameworkError):
+    """One service failed, timed out or was cancelled in one phase of its lifecycle."""
+
+    def __init__(
+        self,
+        service: str,
+        phase: Phase,
+        outcome: Outcome,
+        *,
+        bound: Bound | None = None,
+        cause: BaseException | None = None,
+    ) -> None:
+        self.service = service
+        self.phase = phase
+        self.outcome = outcome
+        self.bound = bound
+        self.cause = cause
+        super().__init__(self._message())
+
+    def _message(self) -> str:
+        from framework.events import Outcome, Phase
+
+        verb = {Phase.START: "start", Phase.STOP: "stop", Phase.RUN: "run"}[self.phase]
+        if self.outcome is Outcome.TIMED_OUT and self.bound is not None:
+            return f"service {self.service!r} did not {verb} within {self.bound}"
+        if self.outcome is Outcome.CANCELLED:
+            return f"service {self.service!r}: {verb} was cancelled"
+        cause = f"{type(self.cause).__name__}: {self.cause}" if self.cause else "unknown error"
+        return f"service {self.service!r} failed to {verb}: {cause}"
+
+
+class _ServiceErrors(FrameworkError):
+    summary = ""
+
+    def __init__(self, errors: Sequence[ServiceError], reason: str = "") -> None:
+        self.errors = tuple(errors)
+        self.reason = reason
+        body = "; ".join(str(e) for e in self.errors) or reason or "no service error recorded"
+        super().__init__(f"{self.summary}: {body}")
+
+
+class StartupError(_ServiceErrors):
+    """Startup failed; every service that had begun starting was stopped again."""
+
+    summary = "startup failed and was rolled back"
+
+
+class ShutdownError(_ServiceErrors):
+    """One or more services failed or timed out while stopping; the others were stopped."""
+
+    summary = "shutdown finished with errors"

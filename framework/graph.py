@@ -1,0 +1,98 @@
+"""The service dependency graph: pure, I/O-free ordering and cycle detection."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+
+from framework.errors import DependencyCycleError, GraphError
+
+__all__ = ("DependencyGraph",)
+
+
+@dataclass(frozen=True)
+class DependencyGraph:
+    """Services and their direct dependencies, validated and topologically ordered.
+
+    ``deps[a]`` is the set of services ``a`` needs started before it starts (and stopped only after it
+    stops). Construction raises `DependencyCycleError` naming the services in a cycle, and
+    `GraphError` for a dependency on an unknown service.
+    """
+
+    deps: Mapping[str, frozenset[str]]
+    dependents: Mapping[str, frozenset[str]] = field(init=False, repr=False)
+    order: tuple[str, ...] = field(init=False, repr=False)
+    """A topological order: every service after all its dependencies."""
+    layer: Mapping[str, int] = field(init=False, repr=False)
+    """0 for a service without dependencies, else one more than its deepest dependency's."""
+
+    @classmethod
+    def from_edges(cls, deps: Mapping[str, Iterable[str]]) -> DependencyGraph:
+        return cls({name: frozenset(d) for name, d in deps.items()})
+
+    def __post_init__(self) -> None:
+        deps = self.deps
+        dependents: dict[str, set[str]] = {name: set() for name in deps}
+        for name, ds in deps.items():
+            for d in ds:
+                if d not in dependents:
+                    raise GraphError(f"service {name!r} depends on unknown service {d!r}")
+                dependents[d].add(name)
+
+        missing = {name: len(ds) for name, ds in deps.items()}
+        layer: dict[str, int] = {}
+        order: list[str] = []
+        ready = [name for name, n in missing.items() if n == 0]
+        for name in ready:
+            layer[name] = 0
+        while ready:
+            name = ready.pop()
+            order.append(name)
+            below = layer[name] + 1
+            for dependent in dependents[name]:
+                if layer.get(dependent, -1) < below:
+                    layer[dependent] = below
+                missing[dependent] -= 1
+                if missing[dependent] == 0:
+                    ready.append(dependent)
+        if len(order) != len(deps):
+            raise DependencyCycleError(_find_cycle(deps, {n for n, m in missing.items() if m}))
+
+        object.__setattr__(self, "dependents", {n: frozenset(s) for n, s in dependents.items()})
+        object.__setattr__(self, "order", tuple(order))
+        object.__setattr__(self, "layer", layer)
+
+    def __len__(self) -> int:
+        return len(self.deps)
+
+    def layers(self) -> list[list[str]]:
+        """Services grouped by layer, each layer sorted by name."""
+        out: list[list[str]] = [[] for _ in range(max(self.layer.values(), default=-1) + 1)]
+        for name, n in self.layer.items():
+            out[n].append(name)
+        return [sorted(names) for names in out]
+
+    def critical_path(self, cost: Mapping[str, float]) -> float:
+        """The longest sum of ``cost`` along any dependency chain (the ideal concurrent time)."""
+        finish: dict[str, float] = {}
+        for name in self.order:
+            start = max((finish[d] for d in self.deps[name]), default=0.0)
+            finish[name] = start + cost.get(name, 0.0)
+        return max(finish.values(), default=0.0)
+
+
+def _find_cycle(deps: Mapping[str, frozenset[str]], stuck: set[str]) -> list[str]:
+    """One cycle among ``stuck`` (nodes Kahn's algorithm could not order), in dependency order."""
+    start = min(stuck)
+    path: list[str] = []
+    index: dict[str, int] = {}
+    node = start
+    # every stuck node has a stuck dependency, so following them must revisit a node
+    while node not in index:
+        index[node] = len(path)
+        path.append(node)
+        node = min(d for d in deps[node] if d in stuck)
+    cycle = path[index[node] :]
+    # start the report at the alphabetically first service, for stable messages
+    first = cycle.index(min(cycle))
+    return cycle[first:] + cycle[:first]

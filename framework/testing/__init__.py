@@ -1,0 +1,3 @@
+"""Testing kit: run an application in-process, spy on its lifecycle, catch leaks."""
+
+__all__: tuple[str, ...] = ()

@@ -1,0 +1,1 @@
+"""The pytest plugin of the framework's testing kit (registered through ``pytest11``)."""
