@@ -1,5 +1,6 @@
 """framework: run a Python service that starts in order and shuts down without losing anything."""
 
+from framework.application import Application
 from framework.errors import (
     ConfigError,
     DependencyCycleError,
@@ -10,8 +11,10 @@ from framework.errors import (
 )
 from framework.exitcode import ExitCode
 from framework.service import Service, ServiceState
+from framework.settings import Settings
 
 __all__ = (
+    "Application",
     "ConfigError",
     "DependencyCycleError",
     "ExitCode",
@@ -19,6 +22,7 @@ __all__ = (
     "Service",
     "ServiceError",
     "ServiceState",
+    "Settings",
     "ShutdownError",
     "StartupError",
 )

@@ -74,11 +74,28 @@ class DependencyGraph:
 
     def critical_path(self, cost: Mapping[str, float]) -> float:
         """The longest sum of ``cost`` along any dependency chain (the ideal concurrent time)."""
+        return self.longest_chain(cost)[0]
+
+    def longest_chain(self, cost: Mapping[str, float]) -> tuple[float, list[str]]:
+        """The chain with the longest sum of ``cost``, from a service down to its dependencies.
+
+        Reversed, the same chain is the longest path of the shutdown.
+        """
         finish: dict[str, float] = {}
+        via: dict[str, str | None] = {}
         for name in self.order:
-            start = max((finish[d] for d in self.deps[name]), default=0.0)
-            finish[name] = start + cost.get(name, 0.0)
-        return max(finish.values(), default=0.0)
+            below = max(self.deps[name], key=lambda d: finish[d], default=None)
+            finish[name] = (finish[below] if below else 0.0) + cost.get(name, 0.0)
+            via[name] = below
+        if not finish:
+            return 0.0, []
+        top: str | None = max(finish, key=lambda n: finish[n])
+        total = finish[top]  # type: ignore[index]
+        chain = []
+        while top is not None:
+            chain.append(top)
+            top = via[top]
+        return total, chain
 
 
 def _find_cycle(deps: Mapping[str, frozenset[str]], stuck: set[str]) -> list[str]:

@@ -285,8 +285,12 @@ class Lifecycle:
 
     # -- stop -----------------------------------------------------------------------------------
 
-    async def stop(self, reason: str = "stop requested") -> None:
-        """Stop every started service in reverse dependency order. Idempotent."""
+    async def stop(self, reason: str = "stop requested", *, budget: float | None = None) -> None:
+        """Stop every started service in reverse dependency order. Idempotent.
+
+        ``budget`` is what is left of ``shutdown_timeout`` (when part of it was spent before, on the
+        shutdown delay); by default the whole of it.
+        """
         if self.state is LifecycleState.IDLE:
             self.state = LifecycleState.STOPPED
             return
@@ -299,15 +303,16 @@ class Lifecycle:
             await self._stop_done.wait()
             return
         self.emit(ShutdownStarted(reason))
-        await self._stop_all(reason)
+        await self._stop_all(reason, budget)
         if self.stop_errors:
             raise ShutdownError(self.stop_errors)
 
-    async def _stop_all(self, reason: str) -> None:
+    async def _stop_all(self, reason: str, budget: float | None = None) -> None:
         self.state = LifecycleState.STOPPING
         self._stop_done = anyio.Event()
         began = anyio.current_time()
-        run = _Shutdown(self, _deadline(began, self.shutdown_timeout.seconds))
+        seconds = self.shutdown_timeout.seconds if budget is None else budget
+        run = _Shutdown(self, _deadline(began, seconds))
         try:
             await run.run()
         finally:

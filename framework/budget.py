@@ -1,0 +1,47 @@
+"""The shutdown budget lint behind ``framework check``: will the configured bounds hold?"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from framework.application import Application
+
+__all__ = ("check_budget",)
+
+# Headroom asked for between the budget and the platform's grace period: the log flush and the
+# process exit happen after the last stop.
+GRACE_HEADROOM = 2.0
+
+
+def check_budget(app: Application, grace_period: float | None = None) -> list[str]:
+    """Warnings, each saying what does not fit and what to change."""
+    lc = app.settings.lifecycle
+    stop_bounds = {name: app.bounds(name)[1].seconds or 0.0 for name in app.graph.order}
+    longest, chain = app.graph.longest_chain(stop_bounds)
+    warnings = []
+    needed = lc.shutdown_delay + longest
+    if needed > lc.shutdown_timeout:
+        path = " -> ".join(chain)
+        warnings.append(
+            f"the shutdown budget may not hold: lifecycle.shutdown_delay {lc.shutdown_delay:g} s "
+            f"+ the longest chain of stop bounds {longest:g} s ({path}) = {needed:g} s exceeds "
+            f"lifecycle.shutdown_timeout {lc.shutdown_timeout:g} s, so the last stops could be cut "
+            "short; raise lifecycle.shutdown_timeout or lower the stop bounds"
+        )
+    grace, source = (
+        (grace_period, "--grace-period")
+        if grace_period is not None
+        else (lc.grace_period, "lifecycle.grace_period")
+    )
+    if grace is not None:
+        total = lc.shutdown_delay + lc.shutdown_timeout
+        if total + GRACE_HEADROOM > grace:
+            warnings.append(
+                f"lifecycle.shutdown_delay {lc.shutdown_delay:g} s + lifecycle.shutdown_timeout "
+                f"{lc.shutdown_timeout:g} s = {total:g} s leaves less than {GRACE_HEADROOM:g} s of "
+                f"the platform grace period {grace:g} s ({source}): the process may be killed "
+                f"before it stops; set the grace period to at least {total + GRACE_HEADROOM:g} s "
+                "or lower the budget"
+            )
+    return warnings

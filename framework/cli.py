@@ -1,0 +1,274 @@
+"""The ``framework`` command: run, check, config show, graph, new.
+
+Every user mistake (bad target, bad configuration, a dependency cycle) is one clear message on
+stderr and exit 78, never a traceback.
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+import os
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any, TypeVar
+
+import click
+
+from framework.application import Application
+from framework.budget import check_budget
+from framework.config import parse_override
+from framework.errors import ConfigError, GraphError, StartupError, TargetError
+from framework.exitcode import ExitCode
+
+__all__ = ("cli", "load_target", "main", "run_application")
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def load_target(spec: str) -> type[Application]:
+    """Import ``module:attr`` (current directory first on ``sys.path``) as an Application class."""
+    module_name, sep, attr = spec.partition(":")
+    if not sep or not module_name or not attr:
+        raise TargetError(f"target {spec!r}: expected module:attr, like myservice.app:App")
+    cwd = os.getcwd()
+    if cwd not in sys.path:
+        sys.path.insert(0, cwd)
+    try:
+        module = importlib.import_module(module_name)
+    except ModuleNotFoundError as exc:
+        if exc.name and module_name.startswith(exc.name):
+            raise TargetError(
+                f"target {spec!r}: no module named {exc.name!r} (looked in {cwd} and sys.path)"
+            ) from None
+        raise TargetError(f"target {spec!r}: importing {module_name!r} failed: {exc}") from exc
+    except Exception as exc:
+        raise TargetError(
+            f"target {spec!r}: importing {module_name!r} failed: {type(exc).__name__}: {exc}"
+        ) from exc
+    obj: Any = module
+    for part in attr.split("."):
+        if not hasattr(obj, part):
+            raise TargetError(f"target {spec!r}: module {module_name!r} has no attribute {attr!r}")
+        obj = getattr(obj, part)
+    if not (isinstance(obj, type) and issubclass(obj, Application)):
+        raise TargetError(
+            f"target {spec!r}: {attr} is {obj!r}, not a framework.Application subclass"
+        )
+    return obj
+
+
+def _app_options(func: F) -> F:
+    func = click.option(
+        "--set",
+        "sets",
+        multiple=True,
+        metavar="KEY=VALUE",
+        help='Override a setting; the value is read as TOML (2.5, 8080, true, "text").',
+    )(func)
+    func = click.option(
+        "--env", default=None, help="Environment: also reads <config-dir>/<env>.toml."
+    )(func)
+    func = click.option(
+        "--config-dir",
+        default=None,
+        type=click.Path(file_okay=False, path_type=Path),
+        help="Directory of default.toml and <env>.toml (default: ./config).",
+    )(func)
+    return func
+
+
+def _build(
+    target: str | type[Application],
+    config_dir: Path | None,
+    env: str | None,
+    sets: Sequence[str],
+    **kwargs: Any,
+) -> Application:
+    cls = load_target(target) if isinstance(target, str) else target
+    overrides = dict(parse_override(s) for s in sets)
+    return cls(config_dir=config_dir, env=env, overrides=overrides, **kwargs)
+
+
+def _fail(error: Exception) -> None:
+    click.echo(f"error: {error}", err=True)
+    sys.exit(ExitCode.CONFIG)
+
+
+def _guard(build: Callable[[], Application]) -> Application:
+    try:
+        return build()
+    except (ConfigError, GraphError, TargetError) as exc:
+        _fail(exc)
+        raise  # unreachable
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="framework")
+def cli() -> None:
+    """Run and inspect services built on framework."""
+
+
+@cli.command()
+@click.argument("target")
+@_app_options
+@click.option(
+    "--report",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Also write the timeline as JSON here.",
+)
+@click.option(
+    "--backend",
+    type=click.Choice(["asyncio", "trio"]),
+    default=None,
+    help="Event loop (default: the app's).",
+)
+def run(
+    target: str,
+    config_dir: Path | None,
+    env: str | None,
+    sets: tuple[str, ...],
+    report: Path | None,
+    backend: str | None,
+) -> None:
+    """Run the application TARGET (module:App) until SIGTERM or SIGINT."""
+    app = _guard(lambda: _build(target, config_dir, env, sets, report=report))
+    sys.exit(app.run(backend=backend))
+
+
+@cli.command()
+@click.argument("target")
+@_app_options
+@click.option("--strict", is_flag=True, help="Fail (exit 78) on budget warnings too.")
+@click.option(
+    "--grace-period", type=float, default=None, help="The platform's grace period in seconds."
+)
+def check(
+    target: str,
+    config_dir: Path | None,
+    env: str | None,
+    sets: tuple[str, ...],
+    strict: bool,
+    grace_period: float | None,
+) -> None:
+    """Validate configuration, graph and shutdown budget; print the start order. Starts nothing."""
+    app = _guard(lambda: _build(target, config_dir, env, sets))
+    for n, layer in enumerate(app.graph.layers()):
+        click.echo(f"{n}: {' '.join(layer)}")
+    warnings = check_budget(app, grace_period=grace_period)
+    for warning in warnings:
+        click.echo(f"warning: {warning}", err=True)
+    if warnings and strict:
+        sys.exit(ExitCode.CONFIG)
+
+
+@cli.group()
+def config() -> None:
+    """Inspect the effective configuration."""
+
+
+@config.command("show")
+@click.argument("target")
+@_app_options
+@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text")
+def config_show(
+    target: str, config_dir: Path | None, env: str | None, sets: tuple[str, ...], fmt: str
+) -> None:
+    """Every effective setting with its source; secrets redacted."""
+    app = _guard(lambda: _build(target, config_dir, env, sets))
+    items = list(app.loaded.items())
+    if fmt == "json":
+        payload = {key: {"value": value, "source": str(source)} for key, value, source in items}
+        click.echo(json.dumps(payload, indent=2, default=str))
+        return
+    width = max((len(key) for key, _, _ in items), default=0)
+    for key, value, source in items:
+        click.echo(f"{key:<{width}}  {json.dumps(value, default=str):<24}  {source}")
+
+
+@cli.command()
+@click.argument("target")
+@_app_options
+@click.option("--format", "fmt", type=click.Choice(["text", "mermaid", "dot"]), default="text")
+def graph(
+    target: str, config_dir: Path | None, env: str | None, sets: tuple[str, ...], fmt: str
+) -> None:
+    """The service dependency graph."""
+    app = _guard(lambda: _build(target, config_dir, env, sets))
+    g = app.graph
+    if fmt == "mermaid":
+        click.echo("graph TD")
+        for name in g.order:
+            click.echo(f"    {name}")
+            for dep in sorted(g.deps[name]):
+                click.echo(f"    {name} --> {dep}")
+    elif fmt == "dot":
+        click.echo("digraph services {")
+        click.echo("    rankdir=BT;")
+        for name in g.order:
+            click.echo(f'    "{name}";')
+            for dep in sorted(g.deps[name]):
+                click.echo(f'    "{name}" -> "{dep}";')
+        click.echo("}")
+    else:
+        for name in g.order:
+            deps = ", ".join(sorted(g.deps[name])) or "-"
+            click.echo(f"{name} (layer {g.layer[name]}) <- depends on: {deps}")
+
+
+@cli.command()
+@click.argument("name")
+@click.option("--output-dir", type=click.Path(file_okay=False, path_type=Path), default=Path("."))
+@click.option("--no-input", is_flag=True, help="Use defaults; ask nothing.")
+@click.option("--set", "sets", multiple=True, metavar="VAR=VALUE", help="Template variable.")
+def new(name: str, output_dir: Path, no_input: bool, sets: tuple[str, ...]) -> None:
+    """Create a new service project NAME from the framework's template."""
+    from framework.template import render
+
+    try:
+        path = render(
+            name,
+            output_dir=output_dir,
+            no_input=no_input,
+            extra=dict(s.split("=", 1) for s in sets if "=" in s),
+        )
+    except (ConfigError, FileExistsError, ValueError) as exc:
+        _fail(exc)
+        return
+    click.echo(f"created {path}")
+
+
+def run_application(cls: type[Application], argv: Sequence[str] | None = None) -> int:
+    """What ``App.main()`` runs: the options of ``framework run`` for one application class."""
+
+    @click.command()
+    @_app_options
+    @click.option("--report", type=click.Path(dir_okay=False, path_type=Path), default=None)
+    @click.option("--backend", type=click.Choice(["asyncio", "trio"]), default=None)
+    def command(
+        config_dir: Path | None,
+        env: str | None,
+        sets: tuple[str, ...],
+        report: Path | None,
+        backend: str | None,
+    ) -> None:
+        app = _guard(lambda: _build(cls, config_dir, env, sets, report=report))
+        sys.exit(app.run(backend=backend))
+
+    try:
+        command.main(args=list(argv) if argv is not None else None, standalone_mode=False)
+    except SystemExit as exc:
+        return int(exc.code or 0)
+    except click.ClickException as exc:
+        exc.show()
+        return ExitCode.CONFIG
+    return ExitCode.OK
+
+
+def main() -> None:
+    """Console script entry point."""
+    try:
+        cli.main(standalone_mode=True)
+    except StartupError:
+        sys.exit(ExitCode.FAILURE)

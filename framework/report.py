@@ -1,0 +1,63 @@
+"""The timeline report: what happened to each service, built from the engine's records."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+from framework.config import redact
+from framework.lifecycle import ServiceRecord
+
+__all__ = ("render_timeline", "timeline", "write_report")
+
+
+def timeline(records: Iterable[ServiceRecord]) -> list[dict[str, Any]]:
+    """One entry per service, in start order: start and stop outcome and duration, errors."""
+    out = []
+    for rec in sorted(records, key=lambda r: (r.start_began is None, r.start_began or 0.0)):
+        out.append(
+            {
+                "service": rec.name,
+                "start": {
+                    "outcome": rec.start_outcome.value,
+                    "seconds": _round(rec.start_duration),
+                },
+                "stop": {
+                    "outcome": rec.stop_outcome.value if rec.stop_outcome else "not stopped",
+                    "seconds": _round(rec.stop_duration),
+                }
+                if rec.began
+                else {"outcome": "never started", "seconds": None},
+                "errors": [redact(str(e)) for e in rec.errors],
+            }
+        )
+    return out
+
+
+def render_timeline(entries: list[dict[str, Any]]) -> str:
+    """A compact table for the log."""
+    if not entries:
+        return "timeline: no services"
+    width = max(len(e["service"]) for e in entries)
+    lines = ["timeline:"]
+    for e in entries:
+        start, stop = e["start"], e["stop"]
+        lines.append(f"  {e['service']:<{width}}  start {_cell(start)}  stop {_cell(stop)}")
+    return "\n".join(lines)
+
+
+def write_report(path: Path, entries: list[dict[str, Any]], exit_code: int, reason: str) -> None:
+    payload = {"exit_code": exit_code, "reason": reason, "services": entries}
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(payload, indent=2) + "\n", encoding="utf-8")
+
+
+def _cell(phase: dict[str, Any]) -> str:
+    seconds = phase["seconds"]
+    return f"{phase['outcome']:<13} {'' if seconds is None else f'{seconds:.3f} s':>9}"
+
+
+def _round(value: float | None) -> float | None:
+    return None if value is None else round(value, 6)

@@ -1,0 +1,265 @@
+"""Logging: loguru, with stdlib logging routed into it; set up first, flushed last.
+
+The application calls `setup_logging` before the first service starts and `LogSink.flush` after
+the last one stops, on every exit path: ``await logger.complete()`` then ``logger.remove()``, so
+coroutine sinks and ``enqueue=True`` queues are drained. A forced exit from a watchdog thread uses
+`LogSink.flush_sync`.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+import threading
+from collections.abc import Callable, Iterable
+from datetime import UTC
+from pathlib import Path
+from types import FrameType
+from typing import TYPE_CHECKING, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+if TYPE_CHECKING:
+    from loguru import Record
+
+    from framework.events import Event
+
+__all__ = ("LogSink", "LoggingSettings", "setup_logging")
+
+_MASK = "**********"
+
+
+class LoggingSettings(BaseModel):
+    """Settings section ``logging``."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    level: Literal["TRACE", "DEBUG", "INFO", "SUCCESS", "WARNING", "ERROR", "CRITICAL"] = Field(
+        "INFO", description="Lowest level written."
+    )
+    format: Literal["text", "json"] = Field(
+        "text", description="text for people, json (one object per line) for collectors."
+    )
+    stderr: bool = Field(True, description="Write to standard error.")
+    file: Path | None = Field(None, description="Also write to this file; None: no file.")
+    rotation: str | None = Field(None, description="Rotate the file, e.g. '100 MB' or '1 day'.")
+    retention: str | None = Field(
+        None, description="Delete rotated files, e.g. '7 days' or '10 files'."
+    )
+    enqueue: bool = Field(False, description="Write from a background thread (drained at exit).")
+    stdlib: bool = Field(
+        True,
+        description="Route the standard logging module (uvicorn, SQLAlchemy, ...) into loguru.",
+    )
+
+
+class _InterceptHandler(logging.Handler):
+    """Send stdlib logging records to loguru, keeping level and caller."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        from loguru import logger
+
+        try:
+            level: str | int = logger.level(record.levelname).name
+        except ValueError:
+            level = record.levelno
+        depth = 2
+        frame: FrameType | None = logging.currentframe()
+        while frame is not None and frame.f_code.co_filename == logging.__file__:
+            frame = frame.f_back
+            depth += 1
+        logger.bind(logger_name=record.name).opt(depth=depth, exception=record.exc_info).log(
+            level, record.getMessage()
+        )
+
+
+def _text(record: Record) -> str:
+    extra = {k: v for k, v in record["extra"].items() if not k.startswith("_")}
+    fields = " ".join(f"{k}={v}" for k, v in extra.items() if k != "logger_name")
+    fields = f" | {fields}" if fields else ""
+    name = extra.get("logger_name") or record["name"]
+    return (
+        "{time:YYYY-MM-DD HH:mm:ss.SSS} | {level: <8} | "
+        + str(name).replace("{", "{{").replace("}", "}}")
+        + " | {message}"
+        + fields.replace("{", "{{").replace("}", "}}")
+        + "\n{exception}"
+    )
+
+
+def _json(record: Record) -> str:
+    out: dict[str, Any] = {
+        "time": record["time"].astimezone(UTC).isoformat(),
+        "level": record["level"].name,
+        "logger": record["extra"].get("logger_name") or record["name"],
+        "message": record["message"],
+    }
+    for key, value in record["extra"].items():
+        if not key.startswith("_") and key != "logger_name":
+            out[key] = value if isinstance(value, str | int | float | bool | None) else str(value)
+    if record["exception"] is not None:
+        import traceback
+
+        exc = record["exception"]
+        out["exception"] = "".join(traceback.format_exception(exc.type, exc.value, exc.traceback))
+    record["extra"]["_json"] = json.dumps(out, default=str)
+    return "{extra[_json]}\n"
+
+
+class LogSink:
+    """The handlers `setup_logging` added, and how to flush them."""
+
+    def __init__(self, handler_ids: list[int], previous_root: tuple[list[logging.Handler], int]):
+        self.handler_ids = handler_ids
+        self._previous_root = previous_root
+        self._lock = threading.Lock()
+        self._closed = False
+
+    async def flush(self) -> None:
+        """Wait for every queued and coroutine sink to finish, then remove the handlers."""
+        from loguru import logger
+
+        await logger.complete()
+        self.flush_sync()
+
+    def flush_sync(self) -> None:
+        """Remove the handlers (drains ``enqueue`` queues and closes files); safe from any thread."""
+        from loguru import logger
+
+        with self._lock:
+            if self._closed:
+                return
+            self._closed = True
+            for handler_id in self.handler_ids:
+                try:
+                    logger.remove(handler_id)
+                except ValueError:
+                    pass  # already removed by the user
+            root = logging.getLogger()
+            root.handlers[:], level = self._previous_root
+            root.setLevel(level)
+            # keep messages visible after shutdown, as loguru does by default
+            if not logger._core.handlers:  # type: ignore[attr-defined]
+                logger.add(sys.stderr, level="WARNING")
+
+
+def setup_logging(settings: LoggingSettings, secrets: Iterable[str] = ()) -> LogSink:
+    """Configure loguru from ``settings``; mask every string in ``secrets`` in every record."""
+    from loguru import logger
+
+    masked = sorted({s for s in secrets if s}, key=len, reverse=True)
+
+    def patch(record: Record) -> None:
+        if masked:
+            message = record["message"]
+            for secret in masked:
+                if secret in message:
+                    message = message.replace(secret, _MASK)
+            record["message"] = message
+
+    try:
+        logger.remove(0)  # loguru's default stderr handler; handlers users added stay
+    except ValueError:
+        pass
+    logger.configure(patcher=patch)
+    fmt: Callable[[Record], str] = _json if settings.format == "json" else _text
+    ids: list[int] = []
+    if settings.stderr:
+        ids.append(
+            logger.add(
+                sys.stderr,
+                level=settings.level,
+                format=fmt,
+                enqueue=settings.enqueue,
+                colorize=False,
+                backtrace=False,
+                diagnose=False,
+            )
+        )
+    if settings.file is not None:
+        settings.file.parent.mkdir(parents=True, exist_ok=True)
+        ids.append(
+            logger.add(
+                settings.file,
+                level=settings.level,
+                format=fmt,
+                enqueue=settings.enqueue,
+                rotation=settings.rotation,
+                retention=settings.retention,
+                encoding="utf-8",
+                backtrace=False,
+                diagnose=False,
+            )
+        )
+    root = logging.getLogger()
+    previous = (list(root.handlers), root.level)
+    if settings.stdlib:
+        root.handlers[:] = [_InterceptHandler()]
+        root.setLevel(logging.getLevelName(settings.level) if settings.level != "TRACE" else 5)
+        for name in ("uvicorn", "uvicorn.error", "uvicorn.access", "sqlalchemy"):
+            lg = logging.getLogger(name)
+            lg.handlers.clear()
+            lg.propagate = True
+    return LogSink(ids, previous)
+
+
+def log_event(event: Event) -> None:
+    """Render a lifecycle event as a structured log record."""
+    from loguru import logger
+
+    from framework import events as ev
+
+    log = logger.bind(logger_name="framework.lifecycle", event=type(event).__name__)
+    match event:
+        case ev.ServiceStarting(service=name):
+            log.bind(service=name, phase="start").debug(f"starting service {name!r}")
+        case ev.ServiceStarted(service=name, duration=d):
+            log.bind(service=name, phase="start", outcome="ok", duration=round(d, 6)).info(
+                f"service {name!r} started in {d:.3f} s"
+            )
+        case ev.ServiceStartFailed(service=name, duration=d, outcome=o, bound=b, error=e):
+            log = log.bind(service=name, phase="start", outcome=o.value, duration=round(d, 6))
+            if o is ev.Outcome.TIMED_OUT:
+                log.error(f"service {name!r} did not start within {b}")
+            elif o is ev.Outcome.CANCELLED:
+                log.warning(f"service {name!r}: start cancelled after {d:.3f} s")
+            else:
+                log.opt(exception=e).error(f"service {name!r} failed to start: {_err(e)}")
+        case ev.ServiceStopping(service=name):
+            log.bind(service=name, phase="stop").debug(f"stopping service {name!r}")
+        case ev.ServiceStopped(service=name, duration=d):
+            log.bind(service=name, phase="stop", outcome="ok", duration=round(d, 6)).info(
+                f"service {name!r} stopped in {d:.3f} s"
+            )
+        case ev.ServiceStopFailed(service=name, duration=d, outcome=o, bound=b, error=e):
+            log = log.bind(service=name, phase="stop", outcome=o.value, duration=round(d, 6))
+            if o is ev.Outcome.TIMED_OUT:
+                log.error(f"service {name!r} did not stop within {b}; shutdown continued")
+            elif o is ev.Outcome.CANCELLED:
+                log.warning(f"service {name!r}: stop cancelled (forced shutdown)")
+            else:
+                log.opt(exception=e).error(
+                    f"service {name!r} failed to stop: {_err(e)}; shutdown continued"
+                )
+        case ev.ServiceCrashed(service=name, error=e):
+            log.bind(service=name, phase="run", outcome="failed").opt(exception=e).error(
+                f"service {name!r} crashed in run(): {_err(e)}; shutting down"
+            )
+        case ev.RollingBack(reason=r, services=names):
+            log.warning(f"startup aborted ({r}); stopping {len(names)} service(s) that began")
+        case ev.StartupFinished(duration=d, ok=True):
+            log.bind(duration=round(d, 6)).info(f"startup complete in {d:.3f} s")
+        case ev.StartupFinished(duration=d, ok=False):
+            log.bind(duration=round(d, 6)).error(f"startup failed after {d:.3f} s")
+        case ev.ShutdownStarted(reason=r):
+            log.info(f"shutting down: {r}")
+        case ev.ShutdownFinished(duration=d, ok=ok):
+            log.bind(duration=round(d, 6)).log(
+                "INFO" if ok else "ERROR",
+                f"shutdown {'complete' if ok else 'finished with errors'} in {d:.3f} s",
+            )
+
+
+def _err(error: BaseException | None) -> str:
+    return f"{type(error).__name__}: {error}" if error is not None else "unknown error"
