@@ -22,9 +22,10 @@ from typing import Any, ClassVar
 import anyio
 import anyio.from_thread
 import anyio.lowlevel
-from anyio.abc import TaskGroup, TaskStatus
+from anyio.abc import TaskStatus
 from dependency_injector import containers, providers
 
+from framework._detached import DetachedTasks
 from framework.config import LoadedSettings, load_settings, secrets_of
 from framework.discovery import discover_graph, service_providers
 from framework.errors import ConfigError, FrameworkError, StartupError
@@ -94,8 +95,6 @@ class Application:
         self.exit_code: int | None = None
         self._handlers: list[EventHandler] = []
         self._log: LogSink | None = None
-        self._run_group: TaskGroup | None = None
-        self._owns_group = False
         self._stop_scope: anyio.CancelScope | None = None
         self._stopped: anyio.Event | None = None
         self._shutdown: anyio.Event | None = None
@@ -160,16 +159,8 @@ class Application:
     async def start(self) -> None:
         """Set up logging, create the services and start them in dependency order.
 
-        Raises `StartupError` after rolling back (and flushing the logs) if a start fails. Call
-        `stop()` from the same task.
+        Raises `StartupError` after rolling back (and flushing the logs) if a start fails.
         """
-        group = anyio.create_task_group()
-        await group.__aenter__()
-        self._owns_group = True
-        await self._start(group)
-
-    async def _start(self, group: TaskGroup) -> None:
-        self._run_group = group
         if self.lifecycle is not None or self._log is not None:
             raise FrameworkError("this application was already started; create a new one")
         self._token = anyio.lowlevel.current_token()
@@ -212,24 +203,20 @@ class Application:
             if callable(attach):
                 attach(self)
         if self._requested is not None:  # a signal arrived while services were being created
-            self._aborted = True
-            lifecycle.state = LifecycleState.STOPPED
+            self.exit_code = ExitCode.OK
+            await self._finish()
+            raise StartupError([], "startup aborted before any service started")
         try:
-            if not self._aborted:
-                await lifecycle.start(group)
+            await lifecycle.start(DetachedTasks())
         except StartupError as exc:
-            aborted_cleanly = self._aborted and not exc.errors
-            self.exit_code = ExitCode.OK if aborted_cleanly else ExitCode.FAILURE
+            clean = self._aborted and not exc.errors and not self._crashed
+            self.exit_code = ExitCode.OK if clean else ExitCode.FAILURE
             await self._finish()
             raise
         except BaseException:
             self.exit_code = ExitCode.FAILURE
             await self._finish()
             raise
-        if self._aborted:
-            self.exit_code = ExitCode.OK
-            await self._finish()
-            raise StartupError([], "startup aborted before any service started")
         self.readiness.state = AppState.READY
         if self._requested is not None:  # requested while the last service was starting
             self._shutdown.set()
@@ -316,7 +303,9 @@ class Application:
         delay = self.settings.lifecycle.shutdown_delay
         began = anyio.current_time()
         self._stop_scope = anyio.CancelScope()
-        with self._stop_scope:
+        # shielded from outside cancellation (a cancelled `running()` body still stops in order);
+        # only force() cuts it short
+        with anyio.CancelScope(shield=True), self._stop_scope:
             if delay > 0 and not self._forced:
                 logger.info(f"shutting down ({reason}): not ready; serving for {delay:g} s more")
                 await anyio.sleep(delay)
@@ -339,23 +328,19 @@ class Application:
         return self._requested[0] if self._requested else ExitCode.OK
 
     async def _finish(self) -> None:
-        """Close the run group, report the timeline, flush the logs. Every path ends here."""
-        group, self._run_group = self._run_group, None
-        try:
-            if group is not None:
-                group.cancel_scope.cancel()  # run() bodies of services whose stop never came
-                if self._owns_group:  # entered by start(): exit it here, in the same task
-                    self._owns_group = False
-                    await group.__aexit__(None, None, None)
-        finally:
-            with anyio.CancelScope(shield=True):
-                self.readiness.state = AppState.STOPPED
-                self._report()
-                if self._log is not None:
-                    log, self._log = self._log, None
-                    await log.flush()
-                if self._stopped is not None:
-                    self._stopped.set()
+        """Report the timeline and flush the logs: every path ends here."""
+        if self.lifecycle is not None:
+            for rec in self.lifecycle:  # run() bodies whose stop never came (forced)
+                if rec.run_scope is not None:
+                    rec.run_scope.cancel()
+        with anyio.CancelScope(shield=True):
+            self.readiness.state = AppState.STOPPED
+            self._report()
+            if self._log is not None:
+                log, self._log = self._log, None
+                await log.flush()
+            if self._stopped is not None:
+                self._stopped.set()
 
     def _report(self) -> None:
         from loguru import logger
@@ -375,13 +360,11 @@ class Application:
     @asynccontextmanager
     async def running(self) -> AsyncIterator[Application]:
         """Start on enter, stop on exit (also when the body raises or is cancelled)."""
-        async with anyio.create_task_group() as group:
-            await self._start(group)
-            try:
-                yield self
-            finally:
-                with anyio.CancelScope(shield=True):
-                    await self.stop()
+        await self.start()
+        try:
+            yield self
+        finally:
+            await self.stop()  # shields itself
 
     def run(self, *, backend: str | None = None) -> int:
         """Start, wait for a signal or `request_shutdown`, stop; return the exit code.
@@ -396,20 +379,19 @@ class Application:
     async def _main(self) -> int:
         async with anyio.create_task_group() as signals:
             await signals.start(self._watch_signals)
-            async with anyio.create_task_group() as group:
-                try:
-                    await self._start(group)
-                except StartupError:
-                    pass
-                else:
-                    assert self._shutdown is not None
-                    await self._shutdown.wait()
-                    self._arm(
-                        self.settings.lifecycle.shutdown_timeout + HARD_EXIT_MARGIN,
-                        ExitCode.FAILURE,
-                        "the shutdown outlived lifecycle.shutdown_timeout",
-                    )
-                    await self.stop()
+            try:
+                await self.start()
+            except StartupError:
+                pass
+            else:
+                assert self._shutdown is not None
+                await self._shutdown.wait()
+                self._arm(
+                    self.settings.lifecycle.shutdown_timeout + HARD_EXIT_MARGIN,
+                    ExitCode.FAILURE,
+                    "the shutdown outlived lifecycle.shutdown_timeout",
+                )
+                await self.stop()
             signals.cancel_scope.cancel()
         return int(self.exit_code if self.exit_code is not None else ExitCode.FAILURE)
 

@@ -18,8 +18,9 @@ from __future__ import annotations
 import enum
 import math
 import sys
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Coroutine, Iterator, Mapping
 from dataclasses import dataclass, field
+from typing import Any, Protocol
 
 import anyio
 from anyio.abc import TaskGroup
@@ -49,6 +50,15 @@ from framework.service import Service, ServiceState, set_service_state
 __all__ = ("Lifecycle", "LifecycleState", "ServiceRecord")
 
 CrashHandler = Callable[[str, BaseException], None]
+
+
+class Spawner(Protocol):
+    """Where ``run()`` bodies go: an anyio task group, or anything with its ``start_soon``."""
+
+    def start_soon(
+        self, func: Callable[..., Coroutine[Any, Any, Any]], *args: Any, name: object = None
+    ) -> None: ...
+
 
 _STARTUP_TIMEOUT = Bound(60.0, "lifecycle.startup_timeout")
 _SHUTDOWN_TIMEOUT = Bound(30.0, "lifecycle.shutdown_timeout")
@@ -148,7 +158,7 @@ class Lifecycle:
             self._abort_reason = reason
             self._start_scope.cancel()
 
-    async def start(self, run_group: TaskGroup | None = None) -> None:
+    async def start(self, run_group: Spawner | None = None) -> None:
         """Start every service in dependency order; ``run()`` bodies go into ``run_group``."""
         if self.state is not LifecycleState.IDLE:
             raise FrameworkError(f"cannot start: the lifecycle is {self.state.value}")
@@ -220,7 +230,7 @@ class Lifecycle:
         await self._roll_back(reason)
         raise StartupError([*self.start_errors, *self.stop_errors], reason)
 
-    async def _start_service(self, rec: ServiceRecord, run_group: TaskGroup | None) -> bool:
+    async def _start_service(self, rec: ServiceRecord, run_group: Spawner | None) -> bool:
         name, service, bound = rec.name, rec.service, rec.start_bound
         self.emit(ServiceStarting(name))
         set_service_state(service, ServiceState.STARTING)

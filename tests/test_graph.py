@@ -55,7 +55,9 @@ def test_independent_services_share_layer_zero() -> None:
         ({"root": "", "x": "root z", "y": "x", "z": "y", "leaf": "z"}, ("x", "z", "y")),
     ],
 )
-def test_cycle_names_exactly_the_services_in_it(deps: dict[str, str], cycle: tuple[str, ...]) -> None:
+def test_cycle_names_exactly_the_services_in_it(
+    deps: dict[str, str], cycle: tuple[str, ...]
+) -> None:
     """The cycle error lists the cycle's members in dependency order, and no bystander."""
     with pytest.raises(DependencyCycleError) as info:
         graph(**deps)

@@ -14,8 +14,8 @@ from framework.events import (
     Event,
     Outcome,
     RollingBack,
-    ServiceStartFailed,
     ServiceStarted,
+    ServiceStartFailed,
     ServiceStopFailed,
     ServiceStopped,
 )
@@ -76,7 +76,9 @@ def build(
 ) -> Lifecycle:
     graph = DependencyGraph.from_edges({k: v.split() for k, v in deps.items()})
     services = {name: Probe(name, journal, **(options or {}).get(name, {})) for name in deps}
-    return Lifecycle(services, graph, on_event=events.append if events is not None else None, **kwargs)
+    return Lifecycle(
+        services, graph, on_event=events.append if events is not None else None, **kwargs
+    )
 
 
 def names(journal: list[tuple[str, str, float]], what: str) -> list[str]:
@@ -108,7 +110,11 @@ async def test_diamond_is_ready_on_the_critical_path() -> None:
     """Start times 0.3/0.5/0.5/0.3: b and c overlap, so ready takes ~1.1 s, not the serial 1.6 s."""
     journal: list[tuple[str, str, float]] = []
     delays = {"a": 0.3, "b": 0.5, "c": 0.5, "d": 0.3}
-    lc = build(DIAMOND, journal, options={n: {"start_delay": t, "stop_delay": t} for n, t in delays.items()})
+    lc = build(
+        DIAMOND,
+        journal,
+        options={n: {"start_delay": t, "stop_delay": t} for n, t in delays.items()},
+    )
     began = anyio.current_time()
     await lc.start()
     ready = anyio.current_time() - began
@@ -120,7 +126,9 @@ async def test_diamond_is_ready_on_the_critical_path() -> None:
     await lc.stop()
     assert 1.1 <= anyio.current_time() - began < 1.6
     assert when(journal, "b", "stop") < when(journal, "c", "stopped")
-    assert when(journal, "a", "stop") >= max(when(journal, "b", "stopped"), when(journal, "c", "stopped"))
+    assert when(journal, "a", "stop") >= max(
+        when(journal, "b", "stopped"), when(journal, "c", "stopped")
+    )
 
 
 async def test_a_service_waits_only_for_its_own_dependencies() -> None:
@@ -169,7 +177,9 @@ async def test_start_timeout_names_service_and_bound() -> None:
         options={"db": {"start_delay": 5}},
         start_bounds={"db": Bound(0.01, "services.db.start_timeout")},
     )
-    with pytest.raises(StartupError, match=r"'db' did not start within 0.01 s \(services.db.start_timeout\)"):
+    with pytest.raises(
+        StartupError, match=r"'db' did not start within 0.01 s \(services.db.start_timeout\)"
+    ):
         await lc.start()
     failed = next(e for e in events if isinstance(e, ServiceStartFailed))
     assert failed.outcome is Outcome.TIMED_OUT
@@ -185,7 +195,9 @@ async def test_startup_timeout_bounds_the_whole_startup() -> None:
         options={"a": {"start_delay": 0.03}, "b": {"start_delay": 5}},
         startup_timeout=Bound(0.06, "lifecycle.startup_timeout"),
     )
-    with pytest.raises(StartupError, match=r"'b' did not start within 0.06 s \(lifecycle.startup_timeout\)"):
+    with pytest.raises(
+        StartupError, match=r"'b' did not start within 0.06 s \(lifecycle.startup_timeout\)"
+    ):
         await lc.start()
     assert lc.records["b"].start_outcome is Outcome.TIMED_OUT
     assert names(journal, "stopped") == ["b", "a"]
@@ -199,7 +211,9 @@ async def test_failed_stop_is_recorded_and_shutdown_goes_on() -> None:
     with pytest.raises(ShutdownError, match="service 'b' failed to stop: OSError: flush failed"):
         await lc.stop()
     assert names(journal, "stopped") == ["d", "c", "a"] or names(journal, "stopped")[-1] == "a"
-    assert [type(e).__name__ for e in events if isinstance(e, ServiceStopFailed)] == ["ServiceStopFailed"]
+    assert [type(e).__name__ for e in events if isinstance(e, ServiceStopFailed)] == [
+        "ServiceStopFailed"
+    ]
     assert lc.records["b"].service.state is ServiceState.FAILED
     await lc.stop()  # idempotent: nothing more happens, no second error
     assert names(journal, "stop").count("a") == 1
@@ -214,7 +228,9 @@ async def test_stop_timeout_names_the_bound_and_shutdown_goes_on() -> None:
         stop_bounds={"b": Bound(0.01, "services.b.stop_timeout")},
     )
     await lc.start()
-    with pytest.raises(ShutdownError, match=r"'b' did not stop within 0.01 s \(services.b.stop_timeout\)"):
+    with pytest.raises(
+        ShutdownError, match=r"'b' did not stop within 0.01 s \(services.b.stop_timeout\)"
+    ):
         await lc.stop()
     assert names(journal, "stopped") == ["a"]
     assert lc.records["b"].stop_outcome is Outcome.TIMED_OUT
@@ -357,7 +373,9 @@ async def test_run_crash_is_reported_and_stop_still_called() -> None:
     journal: list[str] = []
     crashes: list[tuple[str, BaseException]] = []
     graph = DependencyGraph.from_edges({"w": []})
-    lc = Lifecycle({"w": Worker(journal, crash=True)}, graph, on_crash=lambda n, e: crashes.append((n, e)))
+    lc = Lifecycle(
+        {"w": Worker(journal, crash=True)}, graph, on_crash=lambda n, e: crashes.append((n, e))
+    )
     async with anyio.create_task_group() as tg:
         await lc.start(tg)
         await anyio.wait_all_tasks_blocked()
@@ -396,7 +414,9 @@ async def test_events_tell_the_story() -> None:
     assert all(e.duration >= 0 for e in events if isinstance(e, ServiceStarted | ServiceStopped))
 
 
-async def test_broken_event_handler_does_not_break_the_lifecycle(capsys: pytest.CaptureFixture[str]) -> None:
+async def test_broken_event_handler_does_not_break_the_lifecycle(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
     def broken(event: Event) -> None:
         raise RuntimeError("handler bug")
 

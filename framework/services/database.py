@@ -1,12 +1,48 @@
-"""The built-in database service: a SQLAlchemy AsyncEngine, drained before it is disposed."""
+"""The built-in database service: a SQLAlchemy AsyncEngine, drained before it is disposed.
+
+``start()`` creates the engine and runs ``SELECT 1``, so a wrong ``database.url`` fails the startup
+with a message naming the URL (password masked). ``stop()`` runs after every service that depends on
+the database has stopped; it then
+
+1. waits for the connections still checked out of the pool to be returned (an event fired by the
+   pool's ``checkin``, no polling);
+2. disposes of the pool, closing every connection.
+
+``AsyncEngine.dispose()`` alone only closes the connections that are checked in: one still checked
+out would outlive the application, holding its transaction open. If the stop bound expires first,
+the connections still out are closed (their open transactions roll back on the server), counted in
+`DatabaseService.cut_off`, the pool is disposed anyway (shielded, for at most `DISPOSE_GRACE`
+seconds) and the cancellation propagates, so the framework reports the stop as timed out.
+
+SQLAlchemy's async engine runs on asyncio only. It is imported by ``start()``: importing
+`framework` stays cheap.
+"""
 
 from __future__ import annotations
 
-from typing import Any
+import asyncio
+import logging
+import threading
+from typing import TYPE_CHECKING, Any
 
+import anyio
 from pydantic import BaseModel, ConfigDict, Field
 
-__all__ = ("DatabaseSettings",)
+from framework.errors import FrameworkError
+from framework.service import Service
+
+if TYPE_CHECKING:
+    from loguru import Logger
+    from sqlalchemy.engine import URL, Engine
+    from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+    from sqlalchemy.pool import ConnectionPoolEntry
+
+__all__ = ("DISPOSE_GRACE", "DatabaseService", "DatabaseSettings")
+
+DISPOSE_GRACE = 1.0
+"""Seconds the pool's disposal may take after the stop bound expired (it runs shielded)."""
+
+_QUEUE_POOL_OPTIONS = ("pool_size", "max_overflow", "pool_timeout")
 
 
 class DatabaseSettings(BaseModel):
@@ -29,3 +65,298 @@ class DatabaseSettings(BaseModel):
     connect_args: dict[str, Any] = Field(
         default_factory=dict, description="Passed to the DBAPI connect()."
     )
+    health_timeout: float = Field(
+        2.0, gt=0, description="Seconds health() waits for SELECT 1 before reporting unhealthy."
+    )
+
+
+class DatabaseService(Service):
+    """A SQLAlchemy `AsyncEngine` (``.engine``) and session factory (``.sessions``).
+
+    Both are available once ``start()`` returned. A service that depends on this one (its provider
+    takes ``db=db``) is stopped first, so its ``stop()`` can still commit through the engine.
+    """
+
+    def __init__(self, settings: DatabaseSettings) -> None:
+        self.settings = settings
+        self.cut_off = 0
+        """Connections still checked out when the stop bound expired, closed by ``stop()``."""
+        self._engine: AsyncEngine | None = None
+        self._sessions: async_sessionmaker[AsyncSession] | None = None
+        self._checked_out: _CheckedOut | None = None
+        self._stopped = False
+        from loguru import logger
+
+        self._log: Logger = logger.bind(service="database", url=_safe(settings.url))
+
+    # -- what the application uses --------------------------------------------------------------
+
+    @property
+    def engine(self) -> AsyncEngine:
+        """The `AsyncEngine`; raises `FrameworkError` before ``start()`` and after ``stop()``."""
+        if self._engine is None:
+            raise self._not_running(".engine")
+        return self._engine
+
+    @property
+    def sessions(self) -> async_sessionmaker[AsyncSession]:
+        """An `async_sessionmaker` bound to the engine (``expire_on_commit=False``)."""
+        if self._sessions is None:
+            raise self._not_running(".sessions")
+        return self._sessions
+
+    @property
+    def checked_out(self) -> int:
+        """Connections currently checked out of the pool."""
+        return len(self._checked_out) if self._checked_out is not None else 0
+
+    async def health(self) -> bool:
+        """True when ``SELECT 1`` answers within ``database.health_timeout`` seconds."""
+        engine = self._engine
+        if engine is None:
+            return False
+        from sqlalchemy import text
+
+        with anyio.move_on_after(self.settings.health_timeout):
+            try:
+                async with engine.connect() as connection:
+                    await connection.execute(text("SELECT 1"))
+            except Exception as exc:
+                self._log.warning(f"database health check failed: {self._describe(exc)}")
+                return False
+            return True
+        self._log.warning(
+            f"database health check: no answer within {self.settings.health_timeout:g} s "
+            "(database.health_timeout)"
+        )
+        return False
+
+    # -- lifecycle ------------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        """Create the engine and check the database answers ``SELECT 1``."""
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            raise FrameworkError(
+                "DatabaseService needs the asyncio backend (SQLAlchemy's async engine runs on "
+                "asyncio); run the application on asyncio (Application.backend = 'asyncio', the "
+                "default)"
+            ) from None
+        if self._engine is not None or self._stopped:
+            raise FrameworkError("this DatabaseService was already started; create a new one")
+        from sqlalchemy import event, text
+        from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+        engine = self._create_engine()
+        checked_out = _CheckedOut(loop)
+        checked_out.listen(engine.sync_engine, event.listen)
+        self._engine, self._checked_out = engine, checked_out
+        safe_url = _safe(self.settings.url)
+        try:
+            async with engine.connect() as connection:
+                await connection.execute(text("SELECT 1"))
+        except anyio.get_cancelled_exc_class():
+            self._log.warning(f"start cancelled while connecting to {safe_url} (database.url)")
+            await self._dispose(shielded=True)
+            raise
+        except Exception as exc:
+            await self._dispose(shielded=True)
+            raise FrameworkError(
+                f"cannot connect to the database {safe_url} (database.url): "
+                f"{self._describe(exc)}; {self._hint()}"
+            ) from None
+        self._sessions = async_sessionmaker(engine, class_=AsyncSession, expire_on_commit=False)
+        self._log.info(
+            f"database ready: {safe_url} ({engine.dialect.name}, {type(engine.pool).__name__})"
+        )
+
+    async def stop(self) -> None:
+        """Wait for checked-out connections to come back, then dispose of the pool.
+
+        Cancelled by the framework when the stop bound expires: the connections still out are
+        closed and counted in ``cut_off``, the pool is disposed anyway, the cancellation propagates.
+        """
+        if self._engine is None or self._checked_out is None:
+            return  # never started, or the start failed and cleaned up
+        checked_out = self._checked_out
+        began = anyio.current_time()
+        try:
+            if held := len(checked_out):
+                self._log.info(f"waiting for {held} checked-out connection(s) to be returned")
+                await checked_out.wait_until_none()
+                self._log.info(
+                    f"every connection was returned in {anyio.current_time() - began:.3f} s"
+                )
+            await self._dispose(shielded=False)
+        except anyio.get_cancelled_exc_class():
+            self.cut_off = checked_out.close_all(self._log)
+            if self.cut_off:
+                self._log.bind(cut_off=self.cut_off).warning(
+                    f"stop bound expired after {anyio.current_time() - began:.3f} s with "
+                    f"{self.cut_off} connection(s) still checked out: closed them, their open "
+                    "transactions roll back; commit or close connections in your services' stop()"
+                )
+            await self._dispose(shielded=True)
+            raise
+
+    # -- helpers --------------------------------------------------------------------------------
+
+    def _create_engine(self) -> AsyncEngine:
+        from sqlalchemy.engine import make_url
+        from sqlalchemy.engine.default import DefaultDialect
+        from sqlalchemy.ext.asyncio import create_async_engine
+        from sqlalchemy.pool import QueuePool
+
+        settings, safe_url = self.settings, _safe(self.settings.url)
+        try:
+            url = make_url(settings.url)
+            dialect = url.get_dialect()
+            pool_class = (
+                dialect.get_pool_class(url) if issubclass(dialect, DefaultDialect) else QueuePool
+            )
+        except Exception as exc:
+            raise FrameworkError(
+                f"database.url {safe_url!r} is not usable: {self._describe(exc)}; expected an "
+                "async URL like sqlite+aiosqlite:///./app.db or "
+                "postgresql+asyncpg://user:password@host:5432/name"
+            ) from None
+        options: dict[str, Any] = {
+            "pool_pre_ping": settings.pool_pre_ping,
+            "pool_recycle": settings.pool_recycle,
+            "connect_args": settings.connect_args,
+        }
+        if issubclass(pool_class, QueuePool):  # SQLite in memory uses StaticPool, with no size
+            options.update({key: getattr(settings, key) for key in _QUEUE_POOL_OPTIONS})
+        if settings.echo:
+            self._echo_to_logging(options)
+        try:
+            return create_async_engine(url, **options)
+        except ModuleNotFoundError as exc:
+            raise FrameworkError(
+                f"database.url {safe_url!r}: the driver {exc.name!r} is not installed; "
+                f"install it (pip install {exc.name}) or change the URL's +driver"
+            ) from None
+        except Exception as exc:
+            raise FrameworkError(
+                f"database.url {safe_url!r}: cannot create the engine: {self._describe(exc)}; "
+                "use an async driver (sqlite+aiosqlite, postgresql+asyncpg)"
+            ) from None
+
+    @staticmethod
+    def _echo_to_logging(options: dict[str, Any]) -> None:
+        """``echo``: statements logged at INFO through the logging the application set up.
+
+        SQLAlchemy's own ``echo=True`` adds a stdout handler of its own, which would print every
+        statement twice once the framework routes stdlib logging into loguru; it is used only
+        when nothing handles the root logger.
+        """
+        if logging.getLogger().handlers:
+            logging.getLogger("sqlalchemy.engine").setLevel(logging.INFO)
+        else:
+            options["echo"] = True
+
+    async def _dispose(self, *, shielded: bool) -> None:
+        engine, self._engine, self._sessions = self._engine, None, None
+        self._stopped = True
+        if engine is None:
+            return
+        with anyio.move_on_after(DISPOSE_GRACE if shielded else None, shield=shielded) as scope:
+            await engine.dispose()
+        if scope.cancelled_caught:
+            self._log.error(f"the pool was not disposed within {DISPOSE_GRACE:g} s")
+        else:
+            self._log.info("database pool disposed")
+
+    def _describe(self, exc: BaseException) -> str:
+        """``Type: message`` of the driver's error, without any password."""
+        cause = getattr(exc, "orig", None) or exc  # a DBAPIError wraps the driver's exception
+        text = f"{type(cause).__name__}: {cause}".strip().rstrip(":")
+        password = _password(self.settings.url)
+        if password:
+            text = text.replace(password, "***")
+        return _safe(text)
+
+    def _hint(self) -> str:
+        if self.settings.url.startswith("sqlite"):
+            return "check that the file's directory exists and is writable"
+        return (
+            "check that the server is running and reachable at that host and port, and the "
+            "user, password and database name"
+        )
+
+    def _not_running(self, attribute: str) -> FrameworkError:
+        when = "after stop()" if self._stopped else "before start()"
+        return FrameworkError(
+            f"DatabaseService{attribute} is not available {when}: it exists while the service "
+            "runs; use it from a service that depends on the database (its provider takes db=db)"
+        )
+
+
+class _CheckedOut:
+    """The pool's checked-out connections, tracked through its ``checkout``/``checkin`` events.
+
+    ``checkin`` can come from another thread (a connection collected by the garbage collector), so
+    waiters are woken through the loop's thread-safe scheduling.
+    """
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self._loop = loop
+        self._thread = threading.get_ident()
+        self._entries: set[ConnectionPoolEntry] = set()
+        self._none_left = asyncio.Event()
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def listen(self, engine: Engine, listen: Any) -> None:
+        listen(engine, "checkout", self._checkout)
+        listen(engine, "checkin", self._checkin)
+        listen(engine, "detach", self._checkin)
+
+    def _checkout(self, dbapi_connection: Any, entry: ConnectionPoolEntry, proxy: Any) -> None:
+        self._entries.add(entry)
+
+    def _checkin(self, dbapi_connection: Any, entry: ConnectionPoolEntry) -> None:
+        self._entries.discard(entry)
+        if self._entries:
+            return
+        if threading.get_ident() == self._thread:
+            self._none_left.set()
+        else:
+            try:
+                self._loop.call_soon_threadsafe(self._none_left.set)
+            except RuntimeError:  # the loop is closed: nobody is waiting any more
+                pass
+
+    async def wait_until_none(self) -> None:
+        while self._entries:
+            self._none_left.clear()
+            await self._none_left.wait()
+
+    def close_all(self, log: Logger) -> int:
+        """Close every connection still checked out (the server rolls its transaction back)."""
+        entries = list(self._entries)
+        for entry in entries:
+            try:
+                entry.invalidate()  # outside a greenlet: the driver's immediate terminate
+            except Exception as exc:
+                log.error(f"could not close a checked-out connection: {type(exc).__name__}")
+        return len(entries)
+
+
+def _safe(text: str) -> str:
+    """``text`` with any password in a URL masked (imported late: config imports this module)."""
+    from framework.config import redact
+
+    return str(redact(text))
+
+
+def _password(url: str) -> str | None:
+    try:
+        from sqlalchemy.engine import make_url
+
+        parsed: URL = make_url(url)
+    except Exception:
+        return None
+    return parsed.password if isinstance(parsed.password, str) and parsed.password else None

@@ -28,6 +28,7 @@ if TYPE_CHECKING:
 __all__ = ("LogSink", "LoggingSettings", "setup_logging")
 
 _MASK = "**********"
+_fallback_id = -1
 
 
 class LoggingSettings(BaseModel):
@@ -139,9 +140,10 @@ class LogSink:
             root = logging.getLogger()
             root.handlers[:], level = self._previous_root
             root.setLevel(level)
-            # keep messages visible after shutdown, as loguru does by default
+            # keep warnings visible after shutdown, as loguru's default handler would
+            global _fallback_id
             if not logger._core.handlers:  # type: ignore[attr-defined]
-                logger.add(sys.stderr, level="WARNING")
+                _fallback_id = logger.add(sys.stderr, level="WARNING")
 
 
 def setup_logging(settings: LoggingSettings, secrets: Iterable[str] = ()) -> LogSink:
@@ -158,10 +160,12 @@ def setup_logging(settings: LoggingSettings, secrets: Iterable[str] = ()) -> Log
                     message = message.replace(secret, _MASK)
             record["message"] = message
 
-    try:
-        logger.remove(0)  # loguru's default stderr handler; handlers users added stay
-    except ValueError:
-        pass
+    global _fallback_id
+    for default in (0, _fallback_id):  # loguru's default handler, or ours from a previous flush
+        try:
+            logger.remove(default)
+        except ValueError:
+            pass
     logger.configure(patcher=patch)
     fmt: Callable[[Record], str] = _json if settings.format == "json" else _text
     ids: list[int] = []

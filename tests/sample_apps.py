@@ -1,0 +1,135 @@
+"""Applications driven by settings, for in-process and subprocess tests.
+
+``behaviour`` settings decide what each service does; every step is appended to a journal file
+(one line per event, flushed at once) so a test can read the order after the process is gone.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import anyio
+from dependency_injector import containers, providers
+from pydantic import BaseModel, Field, SecretStr
+
+from framework import Application, Service, Settings
+from framework.events import Event, ShutdownFinished, StartupFinished
+
+
+class Behaviour(BaseModel):
+    journal: Path | None = None
+    start_delay: dict[str, float] = Field(default_factory=dict)
+    stop_delay: dict[str, float] = Field(default_factory=dict)
+    start_error: list[str] = Field(default_factory=list)
+    stop_error: list[str] = Field(default_factory=list)
+    shielded_stop: list[str] = Field(default_factory=list)
+    blocking_stop: list[str] = Field(default_factory=list)  # sync sleep in a worker thread
+    crash_after: dict[str, float] = Field(default_factory=dict)  # run() raises after N s
+    api_key: SecretStr = SecretStr("")
+
+
+class SampleSettings(Settings):
+    behaviour: Behaviour = Field(default_factory=Behaviour)
+
+
+_lock = threading.Lock()
+
+
+def record(journal: Path | None, line: str) -> None:
+    if journal is None:
+        return
+    with _lock, journal.open("a", encoding="utf-8") as f:
+        f.write(line + "\n")
+
+
+class Probe(Service):
+    def __init__(self, name: str, behaviour: Behaviour, **deps: object) -> None:
+        self.name = name
+        self.b = behaviour
+
+    def log(self, what: str) -> None:
+        record(self.b.journal, f"{self.name} {what}")
+
+    async def start(self) -> None:
+        self.log("start")
+        await anyio.sleep(self.b.start_delay.get(self.name, 0.0))
+        if self.name in self.b.start_error:
+            raise RuntimeError(f"{self.name} cannot start")
+        self.log("started")
+
+    async def run(self) -> None:
+        if self.name not in self.b.crash_after:
+            await anyio.sleep_forever()
+        await anyio.sleep(self.b.crash_after[self.name])
+        self.log("crash")
+        raise RuntimeError(f"{self.name} crashed")
+
+    async def stop(self) -> None:
+        self.log("stop")
+        delay = self.b.stop_delay.get(self.name, 0.0)
+        if self.name in self.b.blocking_stop:
+            await anyio.to_thread.run_sync(time.sleep, delay)
+        else:
+            with anyio.CancelScope(shield=self.name in self.b.shielded_stop):
+                await anyio.sleep(delay)
+        if self.name in self.b.stop_error:
+            raise RuntimeError(f"{self.name} cannot stop")
+        self.log("stopped")
+
+
+class Container(containers.DeclarativeContainer):
+    settings = providers.Dependency(instance_of=SampleSettings)
+    behaviour = settings.provided.behaviour
+    a = providers.Singleton(Probe, "a", behaviour)
+    b = providers.Singleton(Probe, "b", behaviour, a=a)
+    c = providers.Singleton(Probe, "c", behaviour, a=a)
+    d = providers.Singleton(Probe, "d", behaviour, b=b, c=c)
+
+
+class App(Application):
+    """The diamond a <- b, a <- c, {b, c} <- d."""
+
+    container_class = Container
+    settings_class = SampleSettings
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        journal = self.settings.behaviour.journal  # type: ignore[attr-defined]
+
+        def on_event(event: Event) -> None:
+            if isinstance(event, StartupFinished):
+                record(journal, "app ready" if event.ok else "app failed")
+            elif isinstance(event, ShutdownFinished):
+                record(journal, "app stopped")
+
+        self.subscribe(on_event)
+
+
+class TrioApp(App):
+    backend = "trio"
+
+
+class CyclicContainer(containers.DeclarativeContainer):
+    settings = providers.Dependency(instance_of=SampleSettings)
+    x = providers.Singleton(Probe, "x", settings.provided.behaviour)
+    y = providers.Singleton(Probe, "y", settings.provided.behaviour, x=x)
+    z = providers.Singleton(Probe, "z", settings.provided.behaviour, y=y)
+
+
+CyclicContainer.x.add_kwargs(z=CyclicContainer.z)
+
+
+class CyclicApp(Application):
+    container_class = CyclicContainer
+    settings_class = SampleSettings
+
+
+class NotAnApp:
+    pass
+
+
+def read_journal(path: Path) -> list[str]:
+    return path.read_text(encoding="utf-8").splitlines() if path.exists() else []
