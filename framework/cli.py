@@ -187,6 +187,28 @@ def config_show(
         click.echo(f"{key:<{width}}  {json.dumps(value, default=str):<24}  {source}")
 
 
+@config.command("defaults")
+@click.argument("target", required=False)
+def config_defaults(target: str | None) -> None:
+    """A commented default.toml with every knob of TARGET's settings (default: the framework's)."""
+    from framework.defaults import render_defaults
+    from framework.settings import Settings
+
+    settings_class: type[Settings] = Settings
+    if target is not None:
+        try:
+            settings_class = load_target(target).settings_class
+        except TargetError as exc:
+            _fail(exc)
+    click.echo(render_defaults(settings_class, DEFAULTS_HEADER), nl=False)
+
+
+DEFAULTS_HEADER = """\
+Every setting, its meaning and its default. Later sources win:
+defaults < config/default.toml < config/<env>.toml < .env < APP_* environment variables < --set.
+Environment variables nest with __, e.g. APP_LIFECYCLE__SHUTDOWN_TIMEOUT=20."""
+
+
 @cli.command()
 @click.argument("target")
 @_app_options

@@ -183,7 +183,7 @@ def load_settings(
     except ValidationError as exc:
         problems.extend(_describe(settings_class, exc, sources, prefix, delimiter))
     if problems or settings is None:
-        raise ConfigError(problems)
+        raise ConfigError(_mask(problems, _raw_secrets(settings_class, merged)))
     return LoadedSettings(settings, sources, env, tuple(files))
 
 
@@ -361,6 +361,28 @@ def _describe(
         )
         value = "value hidden" if secret else f"{_show(error.get('input'))} is invalid"
         out.append(f"{key}: {value}: {error['msg']} (from {source})")
+    return out
+
+
+def _raw_secrets(settings_class: type[Settings], merged: Mapping[str, Any]) -> set[str]:
+    """Secret values in not-yet-validated input: they must not appear in any error either."""
+    found: set[str] = set()
+    for path, value in flatten(merged):
+        if not isinstance(value, str) or not value:
+            continue
+        annotation = _model_at(settings_class, path)[1]
+        if annotation in (SecretStr, SecretBytes) or any(w in path[-1].lower() for w in _SECRET_WORDS):
+            found.add(value)
+        found.update(m["pw"] for m in _URL_PASSWORD.finditer(value))
+    return {s for s in found if len(s) >= 3}
+
+
+def _mask(problems: list[str], secrets: set[str]) -> list[str]:
+    out = []
+    for problem in problems:
+        for secret in sorted(secrets, key=len, reverse=True):
+            problem = problem.replace(secret, SECRET_MASK)
+        out.append(problem)
     return out
 
 

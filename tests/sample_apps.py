@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import anyio
+from loguru import logger
 from dependency_injector import containers, providers
 from pydantic import BaseModel, Field, SecretStr
 
@@ -29,6 +30,7 @@ class Behaviour(BaseModel):
     blocking_stop: list[str] = Field(default_factory=list)  # sync sleep in a worker thread
     crash_after: dict[str, float] = Field(default_factory=dict)  # run() raises after N s
     api_key: SecretStr = SecretStr("")
+    log_on_stop: dict[str, int] = Field(default_factory=dict)  # lines logged at the start of stop()
 
 
 class SampleSettings(Settings):
@@ -69,6 +71,10 @@ class Probe(Service):
 
     async def stop(self) -> None:
         self.log("stop")
+        for i in range(self.b.log_on_stop.get(self.name, 0)):
+            logger.info("{} shutdown line {}", self.name, i)
+        if self.name in self.b.log_on_stop:
+            self.log("logged")
         delay = self.b.stop_delay.get(self.name, 0.0)
         if self.name in self.b.blocking_stop:
             await anyio.to_thread.run_sync(time.sleep, delay)

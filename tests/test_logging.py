@@ -1,0 +1,122 @@
+"""Logging: set up first, flushed last on every exit path; nothing lost; structured; redacted."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from loguru import logger
+
+from framework.services.logging import LoggingSettings, setup_logging
+from tests.sample_apps import read_journal
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def spawn(tmp_path: Path, *sets: str) -> subprocess.Popen[str]:
+    journal = tmp_path / "journal.txt"
+    command = [sys.executable, "-m", "framework", "run", "tests.sample_apps:App"]
+    for s in (f'behaviour.journal="{journal}"', "logging.stderr=false", *sets):
+        command += ["--set", s]
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    return subprocess.Popen(command, cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def wait_for(tmp_path: Path, line: str, timeout: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if line in read_journal(tmp_path / "journal.txt"):
+            return
+        time.sleep(0.02)
+    raise AssertionError(f"{line!r} not in the journal: {read_journal(tmp_path / 'journal.txt')}")
+
+
+def shutdown_lines(path: Path) -> int:
+    with path.open(encoding="utf-8") as f:
+        return sum(1 for line in f if "shutdown line" in line)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("fmt", ["text", "json"])
+def test_50k_lines_logged_during_shutdown_all_reach_the_file(tmp_path: Path, fmt: str) -> None:
+    proc = spawn(tmp_path, "behaviour.log_on_stop.b=50000", "logging.file='app.log'", f"logging.format='{fmt}'")
+    wait_for(tmp_path, "app ready")
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 0, err
+    log = tmp_path / "app.log"
+    assert shutdown_lines(log) == 50_000
+    if fmt == "json":
+        records = [json.loads(line) for line in log.read_text(encoding="utf-8").splitlines()]
+        stopped = [r for r in records if r.get("event") == "ServiceStopped"]
+        assert {r["service"] for r in stopped} == {"a", "b", "c", "d"}
+        assert all(r["outcome"] == "ok" and r["phase"] == "stop" for r in stopped)
+        assert records[-1]["message"].startswith("timeline:")
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("enqueue", [False, True])
+@pytest.mark.parametrize("stuck", ["cancellable", "thread"])
+def test_30k_lines_survive_a_forced_exit(tmp_path: Path, enqueue: bool, stuck: str) -> None:
+    """Second SIGTERM while b's stop hangs (cancellable, or blocked in a thread past the watchdog)."""
+    sets = ["behaviour.log_on_stop.b=30000", "behaviour.stop_delay.b=60", "services.b.stop_timeout=60"]
+    sets += ["logging.file='app.log'", f"logging.enqueue={'true' if enqueue else 'false'}"]
+    if stuck == "thread":
+        sets.append("behaviour.blocking_stop=['b']")
+    proc = spawn(tmp_path, *sets)
+    wait_for(tmp_path, "app ready")
+    proc.send_signal(signal.SIGTERM)
+    wait_for(tmp_path, "b logged", timeout=60)
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, err
+    assert shutdown_lines(tmp_path / "app.log") == 30_000
+    assert "timeline:" in (tmp_path / "app.log").read_text(encoding="utf-8")
+
+
+@pytest.mark.slow
+def test_failed_startup_flushes_the_log(tmp_path: Path) -> None:
+    proc = spawn(tmp_path, "behaviour.start_error=['c']", "behaviour.log_on_stop.a=1000", "logging.file='app.log'", "logging.enqueue=true")
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 1, err
+    text = (tmp_path / "app.log").read_text(encoding="utf-8")
+    assert "service 'c' failed to start" in text
+    assert shutdown_lines(tmp_path / "app.log") == 1000
+    assert "exit code 1" in text
+
+
+def test_stdlib_logging_is_routed_and_secrets_are_masked(tmp_path: Path) -> None:
+    path = tmp_path / "out.log"
+    sink = setup_logging(LoggingSettings(file=path, stderr=False, format="json"), secrets={"s3cr3t-value"})
+    try:
+        logging.getLogger("uvicorn.error").warning("from the stdlib with s3cr3t-value inside")
+        logger.bind(service="db").info("connecting with s3cr3t-value")
+    finally:
+        sink.flush_sync()
+    records = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()]
+    assert records[0]["logger"] == "uvicorn.error"
+    assert records[0]["level"] == "WARNING"
+    assert records[1]["service"] == "db"
+    assert "s3cr3t-value" not in path.read_text(encoding="utf-8")
+    assert logging.getLogger().handlers == [] or not any(
+        type(h).__name__ == "_InterceptHandler" for h in logging.getLogger().handlers
+    )  # the root logger is put back
+
+
+def test_text_format_escapes_braces(tmp_path: Path) -> None:
+    path = tmp_path / "out.log"
+    sink = setup_logging(LoggingSettings(file=path, stderr=False), secrets=())
+    try:
+        logger.bind(payload="{not a field}").info("a {literal} brace")
+    finally:
+        sink.flush_sync()
+    text = path.read_text(encoding="utf-8")
+    assert "a {literal} brace" in text
+    assert "payload={not a field}" in text
