@@ -41,12 +41,17 @@ LAYERS = ["default", "default.toml", "prod.yaml", ".env", "env", "override"]
 
 
 @pytest.mark.parametrize("top", range(1, len(LAYERS)))
-def test_each_layer_beats_the_one_below(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, top: int) -> None:
+def test_each_layer_beats_the_one_below(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, top: int
+) -> None:
     """With layers up to `top` setting lifecycle.stop_timeout, the highest one wins and is named."""
     present = LAYERS[1 : top + 1]
     value = {name: float(i) for i, name in enumerate(LAYERS)}
     if "default.toml" in present:
-        write(tmp_path / "config/default.toml", f"[lifecycle]\nstop_timeout = {value['default.toml']}\n")
+        write(
+            tmp_path / "config/default.toml",
+            f"[lifecycle]\nstop_timeout = {value['default.toml']}\n",
+        )
     if "prod.yaml" in present:
         write(tmp_path / "config/prod.yaml", f"lifecycle:\n  stop_timeout: {value['prod.yaml']}\n")
     if ".env" in present:
@@ -99,7 +104,9 @@ def test_prefix_is_changeable_by_a_subclass(monkeypatch: pytest.MonkeyPatch) -> 
     assert load_settings(ShopSettings).settings.http.port == 9999
 
 
-def test_every_problem_is_reported_at_once_with_its_source(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_every_problem_is_reported_at_once_with_its_source(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     write(
         tmp_path / "config/default.toml",
         "[lifecycle]\nshutdown_timeout = -5\nshutdwn_delay = 1\n[http]\nport = 'eighty'\n",
@@ -112,14 +119,28 @@ def test_every_problem_is_reported_at_once_with_its_source(tmp_path: Path, monke
     text = "\n".join(problems)
     assert "lifecycle.stop_timeout: 'abc' is invalid" in text
     assert "(from env APP_LIFECYCLE__STOP_TIMEOUT)" in text
-    assert "lifecycle.shutdown_timeout: -5 is invalid: Input should be greater than 0 (from config/default.toml)" in text
-    assert "lifecycle.shutdwn_delay: unknown setting; did you mean 'shutdown_delay'? (from config/default.toml)" in text
+    assert (
+        "lifecycle.shutdown_timeout: -5 is invalid: Input should be greater than 0 (from config/default.toml)"
+        in text
+    )
+    assert (
+        "lifecycle.shutdwn_delay: unknown setting; did you mean 'shutdown_delay'? (from config/default.toml)"
+        in text
+    )
     assert "http.port: 'eighty' is invalid" in text
-    assert "lifecycle.start_timeout: 0 is invalid: Input should be greater than 0 (from override lifecycle.start_timeout)" in text
+    assert (
+        "lifecycle.start_timeout: 0 is invalid: Input should be greater than 0 (from override lifecycle.start_timeout)"
+        in text
+    )
 
 
 def test_shutdown_delay_may_be_zero_but_not_negative() -> None:
-    assert load_settings(Settings, overrides={"lifecycle.shutdown_delay": 0}).settings.lifecycle.shutdown_delay == 0
+    assert (
+        load_settings(
+            Settings, overrides={"lifecycle.shutdown_delay": 0}
+        ).settings.lifecycle.shutdown_delay
+        == 0
+    )
     with pytest.raises(ConfigError, match="shutdown_delay"):
         load_settings(Settings, overrides={"lifecycle.shutdown_delay": -1})
 
@@ -127,12 +148,26 @@ def test_shutdown_delay_may_be_zero_but_not_negative() -> None:
 @pytest.mark.parametrize(
     ("name", "text", "message"),
     [
-        ("default.toml", "[lifecycle]\nstop_timeout = \n", r"config/default.toml: invalid TOML: .*line 2"),
-        ("default.yaml", "lifecycle:\n  stop_timeout: [1,\n", r"config/default.yaml: invalid YAML: .*line \d+"),
-        ("default.yaml", "- just\n- a list\n", r"config/default.yaml: the top level must be a mapping"),
+        (
+            "default.toml",
+            "[lifecycle]\nstop_timeout = \n",
+            r"config/default.toml: invalid TOML: .*line 2",
+        ),
+        (
+            "default.yaml",
+            "lifecycle:\n  stop_timeout: [1,\n",
+            r"config/default.yaml: invalid YAML: .*line \d+",
+        ),
+        (
+            "default.yaml",
+            "- just\n- a list\n",
+            r"config/default.yaml: the top level must be a mapping",
+        ),
     ],
 )
-def test_malformed_files_name_file_and_line(tmp_path: Path, name: str, text: str, message: str) -> None:
+def test_malformed_files_name_file_and_line(
+    tmp_path: Path, name: str, text: str, message: str
+) -> None:
     write(tmp_path / "config" / name, text)
     with pytest.raises(ConfigError, match=message):
         load_settings(Settings)
@@ -211,10 +246,17 @@ def test_redact_url_and_secret_words() -> None:
     assert redact("x", ("db_password",)) == "**********"
 
 
-def run_cli(cwd: Path, *args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+def run_cli(
+    cwd: Path, *args: str, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
     full_env = {**os.environ, "PYTHONPATH": str(REPO), **(env or {})}
     return subprocess.run(
-        [sys.executable, "-m", "framework", *args], cwd=cwd, env=full_env, capture_output=True, text=True, timeout=60
+        [sys.executable, "-m", "framework", *args],
+        cwd=cwd,
+        env=full_env,
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
 
 
@@ -248,7 +290,11 @@ def test_config_show_json_names_env_vars_and_hides_secrets(tmp_path: Path) -> No
         "tests.sample_apps:App",
         "--format",
         "json",
-        env={"APP_HTTP__PORT": "9090", "APP_BEHAVIOUR__API_KEY": PLANTED, "APP_DATABASE__URL": f"postgresql://u:{PLANTED}@h/d"},
+        env={
+            "APP_HTTP__PORT": "9090",
+            "APP_BEHAVIOUR__API_KEY": PLANTED,
+            "APP_DATABASE__URL": f"postgresql://u:{PLANTED}@h/d",
+        },
     )
     assert result.returncode == 0, result.stderr
     shown = json.loads(result.stdout)
@@ -256,7 +302,9 @@ def test_config_show_json_names_env_vars_and_hides_secrets(tmp_path: Path) -> No
     assert shown["lifecycle.stop_timeout"] == {"value": 10.0, "source": "default"}
     assert PLANTED not in result.stdout
     assert shown["behaviour.api_key"]["value"] == "**********"
-    text = run_cli(tmp_path, "config", "show", "tests.sample_apps:App", env={"APP_BEHAVIOUR__API_KEY": PLANTED})
+    text = run_cli(
+        tmp_path, "config", "show", "tests.sample_apps:App", env={"APP_BEHAVIOUR__API_KEY": PLANTED}
+    )
     assert text.returncode == 0
     assert PLANTED not in text.stdout
     assert "http.port" in text.stdout
@@ -309,7 +357,20 @@ toml_values = st.one_of(
     st.lists(st.integers(), max_size=3),
 )
 keys = st.sampled_from(
-    ["lifecycle", "http", "database", "logging", "services", "behaviour", "bogus", "stop_timeout", "port", "level", "db", "url"]
+    [
+        "lifecycle",
+        "http",
+        "database",
+        "logging",
+        "services",
+        "behaviour",
+        "bogus",
+        "stop_timeout",
+        "port",
+        "level",
+        "db",
+        "url",
+    ]
 )
 
 
@@ -317,20 +378,36 @@ def toml_literal(value: object) -> str:
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, float):
-        return "nan" if value != value else ("inf" if value == float("inf") else "-inf" if value == float("-inf") else repr(value))
+        return (
+            "nan"
+            if value != value
+            else (
+                "inf"
+                if value == float("inf")
+                else "-inf"
+                if value == float("-inf")
+                else repr(value)
+            )
+        )
     if isinstance(value, str):
         return json.dumps(value)
     return json.dumps(value)
 
 
-@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(
+    max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
 @given(
-    doc=st.dictionaries(keys, st.one_of(toml_values, st.dictionaries(keys, toml_values, max_size=4)), max_size=5),
+    doc=st.dictionaries(
+        keys, st.one_of(toml_values, st.dictionaries(keys, toml_values, max_size=4)), max_size=5
+    ),
     raw=st.text(max_size=60),
     use_raw=st.booleans(),
     yaml_instead=st.booleans(),
 )
-def test_fuzzed_config_files_never_crash(tmp_path: Path, doc: dict[str, object], raw: str, use_raw: bool, yaml_instead: bool) -> None:
+def test_fuzzed_config_files_never_crash(
+    tmp_path: Path, doc: dict[str, object], raw: str, use_raw: bool, yaml_instead: bool
+) -> None:
     config = tmp_path / "fuzz"
     config.mkdir(exist_ok=True)
     for old in config.iterdir():
@@ -353,15 +430,34 @@ def test_fuzzed_config_files_never_crash(tmp_path: Path, doc: dict[str, object],
         assert str(exc)
 
 
-@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(
+    max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
 @given(
     name=st.sampled_from(
-        ["APP_LIFECYCLE__STOP_TIMEOUT", "APP_HTTP__PORT", "APP_SERVICES__DB__STOP_TIMEOUT", "APP_DATABASE__CONNECT_ARGS", "APP_LOGGING__LEVEL", "APP_HTTP", "APP_SERVICES", "APP_BEHAVIOUR__CRASH_AFTER"]
+        [
+            "APP_LIFECYCLE__STOP_TIMEOUT",
+            "APP_HTTP__PORT",
+            "APP_SERVICES__DB__STOP_TIMEOUT",
+            "APP_DATABASE__CONNECT_ARGS",
+            "APP_LOGGING__LEVEL",
+            "APP_HTTP",
+            "APP_SERVICES",
+            "APP_BEHAVIOUR__CRASH_AFTER",
+        ]
     ),
-    value=st.text(alphabet=st.characters(blacklist_categories=("Cs",), blacklist_characters="\x00"), max_size=30),
-    override=st.text(alphabet=st.characters(blacklist_categories=("Cs",), blacklist_characters="\x00"), max_size=40),
+    value=st.text(
+        alphabet=st.characters(blacklist_categories=("Cs",), blacklist_characters="\x00"),
+        max_size=30,
+    ),
+    override=st.text(
+        alphabet=st.characters(blacklist_categories=("Cs",), blacklist_characters="\x00"),
+        max_size=40,
+    ),
 )
-def test_fuzzed_env_values_and_set_strings_never_crash(name: str, value: str, override: str) -> None:
+def test_fuzzed_env_values_and_set_strings_never_crash(
+    name: str, value: str, override: str
+) -> None:
     old = os.environ.get(name)
     os.environ[name] = value
     try:

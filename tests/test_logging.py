@@ -26,7 +26,9 @@ def spawn(tmp_path: Path, *sets: str) -> subprocess.Popen[str]:
     for s in (f'behaviour.journal="{journal}"', "logging.stderr=false", *sets):
         command += ["--set", s]
     env = {**os.environ, "PYTHONPATH": str(REPO)}
-    return subprocess.Popen(command, cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    return subprocess.Popen(
+        command, cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
 
 
 def wait_for(tmp_path: Path, line: str, timeout: float = 30.0) -> None:
@@ -46,7 +48,12 @@ def shutdown_lines(path: Path) -> int:
 @pytest.mark.slow
 @pytest.mark.parametrize("fmt", ["text", "json"])
 def test_50k_lines_logged_during_shutdown_all_reach_the_file(tmp_path: Path, fmt: str) -> None:
-    proc = spawn(tmp_path, "behaviour.log_on_stop.b=50000", "logging.file='app.log'", f"logging.format='{fmt}'")
+    proc = spawn(
+        tmp_path,
+        "behaviour.log_on_stop.b=50000",
+        "logging.file='app.log'",
+        f"logging.format='{fmt}'",
+    )
     wait_for(tmp_path, "app ready")
     proc.send_signal(signal.SIGTERM)
     _, err = proc.communicate(timeout=120)
@@ -66,7 +73,11 @@ def test_50k_lines_logged_during_shutdown_all_reach_the_file(tmp_path: Path, fmt
 @pytest.mark.parametrize("stuck", ["cancellable", "thread"])
 def test_30k_lines_survive_a_forced_exit(tmp_path: Path, enqueue: bool, stuck: str) -> None:
     """Second SIGTERM while b's stop hangs (cancellable, or blocked in a thread past the watchdog)."""
-    sets = ["behaviour.log_on_stop.b=30000", "behaviour.stop_delay.b=60", "services.b.stop_timeout=60"]
+    sets = [
+        "behaviour.log_on_stop.b=30000",
+        "behaviour.stop_delay.b=60",
+        "services.b.stop_timeout=60",
+    ]
     sets += ["logging.file='app.log'", f"logging.enqueue={'true' if enqueue else 'false'}"]
     if stuck == "thread":
         sets.append("behaviour.blocking_stop=['b']")
@@ -83,7 +94,13 @@ def test_30k_lines_survive_a_forced_exit(tmp_path: Path, enqueue: bool, stuck: s
 
 @pytest.mark.slow
 def test_failed_startup_flushes_the_log(tmp_path: Path) -> None:
-    proc = spawn(tmp_path, "behaviour.start_error=['c']", "behaviour.log_on_stop.a=1000", "logging.file='app.log'", "logging.enqueue=true")
+    proc = spawn(
+        tmp_path,
+        "behaviour.start_error=['c']",
+        "behaviour.log_on_stop.a=1000",
+        "logging.file='app.log'",
+        "logging.enqueue=true",
+    )
     _, err = proc.communicate(timeout=60)
     assert proc.returncode == 1, err
     text = (tmp_path / "app.log").read_text(encoding="utf-8")
@@ -94,7 +111,9 @@ def test_failed_startup_flushes_the_log(tmp_path: Path) -> None:
 
 def test_stdlib_logging_is_routed_and_secrets_are_masked(tmp_path: Path) -> None:
     path = tmp_path / "out.log"
-    sink = setup_logging(LoggingSettings(file=path, stderr=False, format="json"), secrets={"s3cr3t-value"})
+    sink = setup_logging(
+        LoggingSettings(file=path, stderr=False, format="json"), secrets={"s3cr3t-value"}
+    )
     try:
         logging.getLogger("uvicorn.error").warning("from the stdlib with s3cr3t-value inside")
         logger.bind(service="db").info("connecting with s3cr3t-value")
