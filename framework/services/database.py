@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import threading
 from typing import TYPE_CHECKING, Any
 
@@ -40,7 +41,8 @@ if TYPE_CHECKING:
 __all__ = ("DISPOSE_GRACE", "DatabaseService", "DatabaseSettings")
 
 DISPOSE_GRACE = 1.0
-"""Seconds the pool's disposal may take after the stop bound expired (it runs shielded)."""
+"""Seconds that closing the cut-off connections and disposing of the pool may take once the stop
+bound expired (shielded from the cancellation)."""
 
 _QUEUE_POOL_OPTIONS = ("pool_size", "max_overflow", "pool_timeout")
 
@@ -145,26 +147,23 @@ class DatabaseService(Service):
             ) from None
         if self._engine is not None or self._stopped:
             raise FrameworkError("this DatabaseService was already started; create a new one")
-        from sqlalchemy import event, text
+        from sqlalchemy import text
         from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
         engine = self._create_engine()
-        checked_out = _CheckedOut(loop)
-        checked_out.listen(engine.sync_engine, event.listen)
-        self._engine, self._checked_out = engine, checked_out
+        self._engine, self._checked_out = engine, _CheckedOut.watch(engine.sync_engine, loop)
         safe_url = _safe(self.settings.url)
         try:
             async with engine.connect() as connection:
                 await connection.execute(text("SELECT 1"))
         except anyio.get_cancelled_exc_class():
             self._log.warning(f"start cancelled while connecting to {safe_url} (database.url)")
-            await self._dispose(shielded=True)
+            await self._dispose(engine, grace_ends=anyio.current_time() + DISPOSE_GRACE)
             raise
         except Exception as exc:
-            await self._dispose(shielded=True)
+            await self._dispose(engine, grace_ends=anyio.current_time() + DISPOSE_GRACE)
             raise FrameworkError(
-                f"cannot connect to the database {safe_url} (database.url): "
-                f"{self._describe(exc)}; {self._hint()}"
+                f"database.url {safe_url!r}: cannot connect: {self._describe(exc)}; {self._hint()}"
             ) from None
         self._sessions = async_sessionmaker(engine, class_=AsyncSession, expire_on_commit=False)
         self._log.info(
@@ -177,9 +176,9 @@ class DatabaseService(Service):
         Cancelled by the framework when the stop bound expires: the connections still out are
         closed and counted in ``cut_off``, the pool is disposed anyway, the cancellation propagates.
         """
-        if self._engine is None or self._checked_out is None:
+        engine, checked_out = self._engine, self._checked_out
+        if engine is None or checked_out is None:
             return  # never started, or the start failed and cleaned up
-        checked_out = self._checked_out
         began = anyio.current_time()
         try:
             if held := len(checked_out):
@@ -188,16 +187,20 @@ class DatabaseService(Service):
                 self._log.info(
                     f"every connection was returned in {anyio.current_time() - began:.3f} s"
                 )
-            await self._dispose(shielded=False)
+            await self._dispose(engine)
         except anyio.get_cancelled_exc_class():
-            self.cut_off = checked_out.close_all(self._log)
+            grace_ends = anyio.current_time() + DISPOSE_GRACE
+            self.cut_off = len(checked_out)
             if self.cut_off:
                 self._log.bind(cut_off=self.cut_off).warning(
                     f"stop bound expired after {anyio.current_time() - began:.3f} s with "
-                    f"{self.cut_off} connection(s) still checked out: closed them, their open "
-                    "transactions roll back; commit or close connections in your services' stop()"
+                    f"{self.cut_off} connection(s) still checked out: closing them, their open "
+                    "transactions roll back; commit or close connections in the stop() of the "
+                    "services that use them"
                 )
-            await self._dispose(shielded=True)
+                with anyio.CancelScope(deadline=grace_ends, shield=True):
+                    await checked_out.close_all(self._log)
+            await self._dispose(engine, grace_ends=grace_ends)
             raise
 
     # -- helpers --------------------------------------------------------------------------------
@@ -234,8 +237,9 @@ class DatabaseService(Service):
             return create_async_engine(url, **options)
         except ModuleNotFoundError as exc:
             raise FrameworkError(
-                f"database.url {safe_url!r}: the driver {exc.name!r} is not installed; "
-                f"install it (pip install {exc.name}) or change the URL's +driver"
+                f"database.url {safe_url!r}: the driver {exc.name!r} is not installed; install "
+                f"it (pip install {exc.name}) or name an installed async driver in the URL, "
+                "like postgresql+asyncpg://"
             ) from None
         except Exception as exc:
             raise FrameworkError(
@@ -256,21 +260,25 @@ class DatabaseService(Service):
         else:
             options["echo"] = True
 
-    async def _dispose(self, *, shielded: bool) -> None:
-        engine, self._engine, self._sessions = self._engine, None, None
+    async def _dispose(self, engine: AsyncEngine, *, grace_ends: float | None = None) -> None:
+        """Close the pool's connections; past a cancellation, shielded until ``grace_ends``."""
+        self._engine = self._sessions = None
         self._stopped = True
-        if engine is None:
-            return
-        with anyio.move_on_after(DISPOSE_GRACE if shielded else None, shield=shielded) as scope:
+        shielded = grace_ends is not None
+        with anyio.CancelScope(deadline=grace_ends or math.inf, shield=shielded):
             await engine.dispose()
-        if scope.cancelled_caught:
-            self._log.error(f"the pool was not disposed within {DISPOSE_GRACE:g} s")
-        else:
             self._log.info("database pool disposed")
+            return
+        self._log.error(
+            f"the pool was not disposed within {DISPOSE_GRACE:g} s (DISPOSE_GRACE) after the stop "
+            "bound expired; its connections close when the process exits"
+        )
 
     def _describe(self, exc: BaseException) -> str:
         """``Type: message`` of the driver's error, without any password."""
-        cause = getattr(exc, "orig", None) or exc  # a DBAPIError wraps the driver's exception
+        cause: BaseException = getattr(exc, "orig", None) or exc  # DBAPIError wraps the driver's
+        while type(cause).__module__.startswith("sqlalchemy") and cause.__cause__ is not None:
+            cause = cause.__cause__  # an adapted driver error: the driver's own says more
         text = f"{type(cause).__name__}: {cause}".strip().rstrip(":")
         password = _password(self.settings.url)
         if password:
@@ -286,7 +294,7 @@ class DatabaseService(Service):
         )
 
     def _not_running(self, attribute: str) -> FrameworkError:
-        when = "after stop()" if self._stopped else "before start()"
+        when = "once stopped (or after a failed start)" if self._stopped else "before start()"
         return FrameworkError(
             f"DatabaseService{attribute} is not available {when}: it exists while the service "
             "runs; use it from a service that depends on the database (its provider takes db=db)"
@@ -309,10 +317,16 @@ class _CheckedOut:
     def __len__(self) -> int:
         return len(self._entries)
 
-    def listen(self, engine: Engine, listen: Any) -> None:
-        listen(engine, "checkout", self._checkout)
-        listen(engine, "checkin", self._checkin)
-        listen(engine, "detach", self._checkin)
+    @classmethod
+    def watch(cls, engine: Engine, loop: asyncio.AbstractEventLoop) -> _CheckedOut:
+        """Track the connections checked out of ``engine``'s pool (and of the pools replacing it)."""
+        from sqlalchemy import event
+
+        tracker = cls(loop)
+        event.listen(engine, "checkout", tracker._checkout)
+        event.listen(engine, "checkin", tracker._checkin)
+        event.listen(engine, "detach", tracker._checkin)  # no longer the pool's: not waited for
+        return tracker
 
     def _checkout(self, dbapi_connection: Any, entry: ConnectionPoolEntry, proxy: Any) -> None:
         self._entries.add(entry)
@@ -334,15 +348,20 @@ class _CheckedOut:
             self._none_left.clear()
             await self._none_left.wait()
 
-    def close_all(self, log: Logger) -> int:
-        """Close every connection still checked out (the server rolls its transaction back)."""
+    async def close_all(self, log: Logger) -> None:
+        """Close every connection still checked out; the server rolls its transaction back.
+
+        Each closes the way SQLAlchemy closes an invalidated connection: gracefully, and at once
+        (the driver's terminate) if that fails or is cancelled. Its holder's next use raises.
+        """
+        from sqlalchemy.util import greenlet_spawn
+
         entries = list(self._entries)
         for entry in entries:
             try:
-                entry.invalidate()  # outside a greenlet: the driver's immediate terminate
+                await greenlet_spawn(entry.invalidate)
             except Exception as exc:
                 log.error(f"could not close a checked-out connection: {type(exc).__name__}")
-        return len(entries)
 
 
 def _safe(text: str) -> str:
