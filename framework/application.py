@@ -24,6 +24,7 @@ import anyio.from_thread
 import anyio.lowlevel
 from anyio.abc import TaskStatus
 from dependency_injector import containers, providers
+from dependency_injector.errors import NonCopyableArgumentError
 
 from framework._detached import DetachedTasks
 from framework.config import LoadedSettings, load_settings, secrets_of
@@ -83,7 +84,13 @@ class Application:
                 self.settings_class, config_dir=config_dir, env=env, overrides=overrides
             )
         self.settings = self.loaded.settings
-        self.container = self.container_class()
+        try:
+            self.container = self.container_class()
+        except NonCopyableArgumentError as exc:
+            raise FrameworkError(
+                f"{self.container_class.__name__}: {exc}; wrap the object in providers.Object(...) "
+                "(dependency-injector copies plain arguments when it creates the container)"
+            ) from None
         if "settings" in self.container.providers:
             self.container.settings.override(providers.Object(self.settings))
         self._providers = service_providers(self.container)

@@ -371,7 +371,9 @@ def _raw_secrets(settings_class: type[Settings], merged: Mapping[str, Any]) -> s
         if not isinstance(value, str) or not value:
             continue
         annotation = _model_at(settings_class, path)[1]
-        if annotation in (SecretStr, SecretBytes) or any(w in path[-1].lower() for w in _SECRET_WORDS):
+        if annotation in (SecretStr, SecretBytes) or any(
+            w in path[-1].lower() for w in _SECRET_WORDS
+        ):
             found.add(value)
         found.update(m["pw"] for m in _URL_PASSWORD.finditer(value))
     return {s for s in found if len(s) >= 3}

@@ -17,11 +17,18 @@ from pydantic.fields import FieldInfo
 
 __all__ = ("render_defaults",)
 
-_SECONDS = ("timeout", "delay", "grace_period", "recycle")
+_SECONDS = ("timeout", "delay", "grace_period", "recycle", "interval")
+_UNSET: Any = object()
 
 
-def render_defaults(settings_class: type[BaseModel], header: str = "") -> str:
-    """A TOML document with every section and field of ``settings_class``, commented."""
+def render_defaults(
+    settings_class: type[BaseModel], header: str = "", values: BaseModel | None = None
+) -> str:
+    """A TOML document with every section and field of ``settings_class``, commented.
+
+    With ``values`` (an instance), its values are written, and a value that differs from the
+    default says so in its comment.
+    """
     lines: list[str] = []
     if header:
         lines += [f"# {line}".rstrip() for line in header.splitlines()] + [""]
@@ -33,8 +40,9 @@ def render_defaults(settings_class: type[BaseModel], header: str = "") -> str:
             if doc:
                 lines.append(f"# {doc[0]}")
             lines.append("")
+            current = getattr(values, name, None) if values is not None else None
             for key, field in section.model_fields.items():
-                lines += _field(key, field)
+                lines += _field(key, field, value=getattr(current, key, _UNSET))
             continue
         value_model = _dict_value_model(info.annotation)
         if value_model is not None:
@@ -44,15 +52,18 @@ def render_defaults(settings_class: type[BaseModel], header: str = "") -> str:
                 lines += [line for line in _field(key, field, commented=True) if line]
             lines.append("")
             continue
-        lines += _field(name, info)
+        lines += _field(name, info, value=getattr(values, name, _UNSET))
     return "\n".join(lines).rstrip() + "\n"
 
 
-def _field(key: str, info: FieldInfo, commented: bool = False) -> list[str]:
+def _field(key: str, info: FieldInfo, commented: bool = False, value: Any = _UNSET) -> list[str]:
     description = info.description or ""
     timed = any(word in key for word in _SECONDS) and "second" not in description.lower()
     unit = " Seconds." if timed else ""
     default = info.get_default(call_default_factory=True)
+    if value is not _UNSET and value != default:
+        unit += f" Default: {_show(default)}."
+        default = value
     out = [f"# {description}{unit}".rstrip()]
     literal = _toml(default)
     if literal is None or commented:

@@ -12,8 +12,8 @@ from pathlib import Path
 from typing import Any
 
 import anyio
-from loguru import logger
 from dependency_injector import containers, providers
+from loguru import logger
 from pydantic import BaseModel, Field, SecretStr
 
 from framework import Application, Service, Settings

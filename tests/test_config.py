@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import subprocess
@@ -424,10 +425,8 @@ def test_fuzzed_config_files_never_crash(
             else:
                 lines.insert(0, f"{key} = {toml_literal(value)}")
         write(config / "default.toml", raw if use_raw else "\n".join(lines))
-    try:
+    with contextlib.suppress(ConfigError):  # anything else fails the test
         load_settings(SampleSettings, config_dir=config)
-    except ConfigError as exc:
-        assert str(exc)
 
 
 @settings(
@@ -461,10 +460,8 @@ def test_fuzzed_env_values_and_set_strings_never_crash(
     old = os.environ.get(name)
     os.environ[name] = value
     try:
-        overrides = dict([parse_override(override)])
-        load_settings(SampleSettings, overrides=overrides)
-    except ConfigError as exc:
-        assert str(exc)
+        with contextlib.suppress(ConfigError):  # anything else fails the test
+            load_settings(SampleSettings, overrides=dict([parse_override(override)]))
     finally:
         if old is None:
             del os.environ[name]

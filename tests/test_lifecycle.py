@@ -147,7 +147,10 @@ async def test_failed_start_rolls_back_exactly_what_began() -> None:
     """c fails: d never starts, c's stop is still called, then b and a in reverse; exit via StartupError."""
     journal: list[tuple[str, str, float]] = []
     events: list[Event] = []
-    options = {"b": {"start_delay": 0.5}, "c": {"start_delay": 0.02, "start_error": RuntimeError("no disk")}}
+    options = {
+        "b": {"start_delay": 0.5},
+        "c": {"start_delay": 0.02, "start_error": RuntimeError("no disk")},
+    }
     lc = build(DIAMOND, journal, events, options=options)
     with pytest.raises(StartupError) as info:
         await lc.start()

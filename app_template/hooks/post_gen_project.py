@@ -1,0 +1,31 @@
+"""After rendering: drop the database files when not wanted; write config/default.toml from the
+settings models so that every knob is present and commented."""
+
+import os
+import sys
+from pathlib import Path
+
+if "{{ cookiecutter.include_database }}" != "yes":
+    for name in ("database.py", "orders.py"):
+        Path("{{ cookiecutter.package_name }}", name).unlink()
+
+sys.path.insert(0, os.getcwd())
+from framework.defaults import render_defaults  # noqa: E402
+
+from {{ cookiecutter.package_name }}.settings import AppSettings  # noqa: E402
+
+values = AppSettings(
+    http={"port": int("{{ cookiecutter.port }}")},
+    lifecycle={
+        "stop_timeout": 7.0,
+        "shutdown_delay": float("{{ cookiecutter.shutdown_delay }}"),
+        "shutdown_timeout": float("{{ cookiecutter.shutdown_timeout }}"),
+        "grace_period": float("{{ cookiecutter.shutdown_delay }}") + float("{{ cookiecutter.shutdown_timeout }}") + 10,
+    },
+    database={"url": "sqlite+aiosqlite:///./{{ cookiecutter.package_name }}.db"},
+)
+header = """{{ cookiecutter.project_name }}: every setting, its meaning and its default.
+Later sources win: this file < config/<env>.toml < .env < {{ cookiecutter.env_prefix }}* environment variables < --set.
+Environment variables nest with __, e.g. {{ cookiecutter.env_prefix }}LIFECYCLE__SHUTDOWN_TIMEOUT=20.
+lifecycle.grace_period matches terminationGracePeriodSeconds in deploy/k8s/deployment.yaml."""
+Path("config", "default.toml").write_text(render_defaults(AppSettings, header, values), encoding="utf-8")

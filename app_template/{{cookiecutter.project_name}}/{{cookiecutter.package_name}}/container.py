@@ -1,0 +1,31 @@
+"""The services and how they depend on each other (the framework derives the order from this)."""
+
+from dependency_injector import containers, providers
+
+from framework.services import HttpService
+{% if cookiecutter.include_database == "yes" %}
+from {{ cookiecutter.package_name }}.database import OrdersDatabase
+from {{ cookiecutter.package_name }}.orders import OrderRepository
+{% endif %}from {{ cookiecutter.package_name }}.settings import AppSettings
+from {{ cookiecutter.package_name }}.web import create_web_app
+from {{ cookiecutter.package_name }}.worker import Worker
+
+
+class Container(containers.DeclarativeContainer):
+    settings = providers.Dependency(instance_of=AppSettings)
+{% if cookiecutter.include_database == "yes" %}
+    # starts first, stops last: both the worker and the HTTP service use it through the repository
+    db = providers.Singleton(OrdersDatabase, settings=settings.provided.database)
+    orders = providers.Factory(OrderRepository, db=db)
+    worker = providers.Singleton(Worker, orders=orders, settings=settings.provided.worker)
+    http = providers.Singleton(
+        HttpService,
+        app=providers.Callable(create_web_app, orders=orders),
+        settings=settings.provided.http,
+    )
+{% else %}
+    worker = providers.Singleton(Worker, settings=settings.provided.worker)
+    http = providers.Singleton(
+        HttpService, app=providers.Callable(create_web_app), settings=settings.provided.http
+    )
+{% endif %}
