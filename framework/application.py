@@ -42,7 +42,9 @@ from framework.settings import Settings
 
 __all__ = ("Application",)
 
-SIGNALS = (signal.SIGINT, signal.SIGTERM)
+# Each starts the graceful shutdown; a second one (any of them) forces it. SIGHUP and SIGQUIT would
+# otherwise kill the process on the spot, losing in-flight requests and the last log lines.
+SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT)
 # After a second signal, how long the cancelled stops get before the process exits regardless.
 FORCED_EXIT_AFTER = 0.5
 # Past shutdown_timeout, how long a shutdown stuck in code that ignores cancellation is

@@ -18,6 +18,7 @@ from pydantic import BaseModel, Field, SecretStr
 
 from framework import Application, Service, Settings
 from framework.events import Event, ShutdownFinished, StartupFinished
+from framework.services import DatabaseService, HttpService
 
 
 class Behaviour(BaseModel):
@@ -139,3 +140,32 @@ class NotAnApp:
 
 def read_journal(path: Path) -> list[str]:
     return path.read_text(encoding="utf-8").splitlines() if path.exists() else []
+
+
+async def _hello(scope: Any, receive: Any, send: Any) -> None:
+    """A raw ASGI app: 200 "hello" on any HTTP request."""
+    if scope["type"] != "http":
+        return
+    await send(
+        {
+            "type": "http.response.start",
+            "status": 200,
+            "headers": [(b"content-type", b"text/plain")],
+        }
+    )
+    await send({"type": "http.response.body", "body": b"hello"})
+
+
+class WebContainer(containers.DeclarativeContainer):
+    settings = providers.Dependency(instance_of=SampleSettings)
+    db = providers.Singleton(DatabaseService, settings=settings.provided.database)
+    worker = providers.Singleton(Probe, "worker", settings.provided.behaviour, db=db)
+    http = providers.Singleton(
+        HttpService, app=providers.Object(_hello), settings=settings.provided.http
+    )
+
+
+class WebApp(App):
+    """HTTP + database + a worker: the built-in services, for end-to-end tests."""
+
+    container_class = WebContainer
