@@ -207,10 +207,10 @@ class Application:
             on_event=self._emit,
             on_crash=self._on_crash,
         )
-        for service in services.values():
+        for name, service in services.items():
             attach = getattr(service, "_framework_attach", None)
-            if callable(attach):
-                attach(self)
+            if callable(attach):  # built-in services learn their name and the application
+                attach(self, name)
         if self._requested is not None:  # a signal arrived while services were being created
             self.exit_code = ExitCode.OK
             await self._finish()

@@ -91,6 +91,12 @@ class DatabaseService(Service):
 
         self._log: Logger = logger.bind(service="database", url=_safe(settings.url))
 
+    def _framework_attach(self, application: object, name: str) -> None:
+        """Called by `Application` before any service starts: log under the service's name."""
+        from loguru import logger
+
+        self._log = logger.bind(service=name, url=_safe(self.settings.url))
+
     # -- what the application uses --------------------------------------------------------------
 
     @property

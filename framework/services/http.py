@@ -254,13 +254,10 @@ class HttpService(Service):
             }
         return report
 
-    def _framework_attach(self, application: Application) -> None:
+    def _framework_attach(self, application: Application, name: str) -> None:
         """Called by `Application` before any service starts: readiness comes from it from now on."""
         self._application = application
-        if application.lifecycle is not None:
-            for name, record in application.lifecycle.records.items():
-                if record.service is self:
-                    self.name = name
+        self.name = name
 
     # -- start ------------------------------------------------------------------------------------
 
