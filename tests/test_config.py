@@ -5,8 +5,6 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import subprocess
-import sys
 import tomllib
 from pathlib import Path
 
@@ -19,9 +17,8 @@ from pydantic_settings import SettingsConfigDict
 from framework import ConfigError, Settings
 from framework.config import load_settings, parse_override, redact, secrets_of
 from framework.defaults import render_defaults
+from tests._process import REPO, run_cli
 from tests.sample_apps import SampleSettings
-
-REPO = Path(__file__).resolve().parent.parent
 
 
 @pytest.fixture(autouse=True)
@@ -245,20 +242,6 @@ def test_redact_url_and_secret_words() -> None:
     assert redact("redis://:pw@host:6379/0") == "redis://:***@host:6379/0"
     assert redact("plain text") == "plain text"
     assert redact("x", ("db_password",)) == "**********"
-
-
-def run_cli(
-    cwd: Path, *args: str, env: dict[str, str] | None = None
-) -> subprocess.CompletedProcess[str]:
-    full_env = {**os.environ, "PYTHONPATH": str(REPO), **(env or {})}
-    return subprocess.run(
-        [sys.executable, "-m", "framework", *args],
-        cwd=cwd,
-        env=full_env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
 
 
 @pytest.mark.slow

@@ -4,40 +4,26 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import signal
 import subprocess
-import sys
-import time
 from pathlib import Path
 
 import pytest
 from loguru import logger
 
 from framework.services.logging import LoggingSettings, setup_logging
-from tests.sample_apps import read_journal
-
-REPO = Path(__file__).resolve().parent.parent
+from tests import _process
+from tests._process import with_sets
 
 
 def spawn(tmp_path: Path, *sets: str) -> subprocess.Popen[str]:
     journal = tmp_path / "journal.txt"
-    command = [sys.executable, "-m", "framework", "run", "tests.sample_apps:App"]
-    for s in (f'behaviour.journal="{journal}"', "logging.stderr=false", *sets):
-        command += ["--set", s]
-    env = {**os.environ, "PYTHONPATH": str(REPO)}
-    return subprocess.Popen(
-        command, cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
-    )
+    sets = (f'behaviour.journal="{journal}"', "logging.stderr=false", *sets)
+    return _process.spawn(tmp_path, "run", "tests.sample_apps:App", *with_sets(*sets))
 
 
 def wait_for(tmp_path: Path, line: str, timeout: float = 30.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if line in read_journal(tmp_path / "journal.txt"):
-            return
-        time.sleep(0.02)
-    raise AssertionError(f"{line!r} not in the journal: {read_journal(tmp_path / 'journal.txt')}")
+    _process.wait_for(tmp_path / "journal.txt", line, timeout)
 
 
 def shutdown_lines(path: Path) -> int:

@@ -10,21 +10,18 @@ root a. `docs/reliability.md` is generated from `MATRIX` (a test keeps it in syn
 from __future__ import annotations
 
 import json
-import os
 import signal
-import subprocess
-import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
 
+from tests._process import REPO, spawn, wait_for, with_sets
 from tests.sample_apps import read_journal
 
 pytestmark = pytest.mark.slow
 
-REPO = Path(__file__).resolve().parent.parent
 POSITIONS = {"leaf": "d", "middle": "b", "root": "a"}
 DEPENDENTS = {"a": {"b", "c", "d"}, "b": {"d"}, "c": {"d"}, "d": set()}
 DEPS = {"a": set(), "b": {"a"}, "c": {"a"}, "d": {"a", "b", "c"}}
@@ -162,15 +159,6 @@ MATRIX: tuple[Fault, ...] = (
 )
 
 
-def wait_for(journal: Path, line: str, timeout: float = 20.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if line in read_journal(journal):
-            return
-        time.sleep(0.01)
-    raise AssertionError(f"{line!r} never appeared: {read_journal(journal)}")
-
-
 def cells() -> list[pytest.param]:  # type: ignore[valid-type]
     out = []
     for fault in MATRIX:
@@ -183,25 +171,11 @@ def cells() -> list[pytest.param]:  # type: ignore[valid-type]
 @pytest.mark.parametrize(("fault", "x", "backend"), cells())
 def test_fault_matrix(tmp_path: Path, fault: Fault, x: str, backend: str) -> None:
     journal, report, log = tmp_path / "journal.txt", tmp_path / "report.json", tmp_path / "app.log"
-    command = [
-        sys.executable,
-        "-m",
-        "framework",
-        "run",
-        "tests.sample_apps:App",
-        "--report",
-        str(report),
-    ]
-    command += ["--backend", backend]
     sets = [f'behaviour.journal="{journal}"', f"logging.file='{log}'", "logging.stderr=false"]
     sets += [s.format(x=x, bound=BOUND) for s in fault.sets]
-    for s in sets:
-        command += ["--set", s]
-    env = {**os.environ, "PYTHONPATH": str(REPO)}
     began = time.monotonic()
-    proc = subprocess.Popen(
-        command, cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
-    )
+    args = ("run", "tests.sample_apps:App", "--report", str(report), "--backend", backend)
+    proc = spawn(tmp_path, *args, *with_sets(*sets))
     try:
         if fault.trigger == "ready":
             wait_for(journal, "app ready")

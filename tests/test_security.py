@@ -4,11 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import importlib.util
-import os
 import signal
-import socket
-import subprocess
-import sys
 import time
 import urllib.request
 from pathlib import Path
@@ -19,29 +15,10 @@ from hypothesis import strategies as st
 
 from framework.cli import load_target
 from framework.errors import TargetError
+from tests._process import free_port, run_cli, spawn
 from tests.sample_apps import read_journal
 
-REPO = Path(__file__).resolve().parent.parent
 PLANTED = "pl4nted-S3CRET-value"
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def framework(
-    tmp_path: Path, *args: str, env: dict[str, str] | None = None
-) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "framework", *args],
-        cwd=tmp_path,
-        env={**os.environ, "PYTHONPATH": str(REPO), **(env or {})},
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
 
 
 def get(url: str) -> str:
@@ -70,14 +47,7 @@ def test_a_planted_secret_appears_in_no_output(tmp_path: Path) -> None:
     args = ["run", "tests.sample_apps:WebApp", "--report", str(report)]
     for s in sets:
         args += ["--set", s]
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "framework", *args],
-        cwd=tmp_path,
-        env={**os.environ, "PYTHONPATH": str(REPO), **env},
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    proc = spawn(tmp_path, *args, env=env)
     try:
         deadline = time.monotonic() + 30
         while "app ready" not in read_journal(journal) and time.monotonic() < deadline:
@@ -93,11 +63,11 @@ def test_a_planted_secret_appears_in_no_output(tmp_path: Path) -> None:
     assert proc.returncode == 0, err
     assert '"worker"' in readyz
     assert "http_requests" in metrics or "requests" in metrics
-    shown = framework(tmp_path, "config", "show", "tests.sample_apps:WebApp", env=env)
-    shown_json = framework(
+    shown = run_cli(tmp_path, "config", "show", "tests.sample_apps:WebApp", env=env)
+    shown_json = run_cli(
         tmp_path, "config", "show", "tests.sample_apps:WebApp", "--format", "json", env=env
     )
-    check = framework(tmp_path, "check", "tests.sample_apps:WebApp", env=env)
+    check = run_cli(tmp_path, "check", "tests.sample_apps:WebApp", env=env)
     outputs = {
         "stdout": out,
         "stderr": err,
@@ -123,7 +93,7 @@ def test_a_password_in_a_database_url_appears_in_no_output(tmp_path: Path) -> No
     """A start that fails on a URL with a password: the error names the URL, masked."""
     url = f"postgresql+asyncpg://app:{PLANTED}@127.0.0.1:{free_port()}/orders"
     log = tmp_path / "app.log"
-    run = framework(
+    run = run_cli(
         tmp_path,
         "run",
         "tests.sample_apps:WebApp",
@@ -135,10 +105,10 @@ def test_a_password_in_a_database_url_appears_in_no_output(tmp_path: Path) -> No
     )
     assert run.returncode == 1
     assert "app:***@127.0.0.1" in run.stderr
-    shown = framework(
+    shown = run_cli(
         tmp_path, "config", "show", "tests.sample_apps:WebApp", env={"APP_DATABASE__URL": url}
     )
-    bad = framework(
+    bad = run_cli(
         tmp_path,
         "check",
         "tests.sample_apps:WebApp",

@@ -2,55 +2,31 @@
 
 from __future__ import annotations
 
-import os
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 
 import pytest
 
+from tests import _process
+from tests._process import finish, run_cli, with_sets
 from tests.sample_apps import read_journal
 
 pytestmark = pytest.mark.slow
-
-REPO = Path(__file__).resolve().parent.parent
 
 
 def spawn(
     tmp_path: Path, *sets: str, target: str = "tests.sample_apps:App", args: tuple[str, ...] = ()
 ) -> subprocess.Popen[str]:
     journal = tmp_path / "journal.txt"
-    command = [sys.executable, "-m", "framework", "run", target, *args]
-    command += ["--set", f'behaviour.journal="{journal}"']
-    for s in sets:
-        command += ["--set", s]
-    env = {**os.environ, "PYTHONPATH": str(REPO)}
-    return subprocess.Popen(
-        command, cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    return _process.spawn(
+        tmp_path, "run", target, *args, *with_sets(f'behaviour.journal="{journal}"', *sets)
     )
 
 
 def wait_for(tmp_path: Path, line: str, timeout: float = 15.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if line in read_journal(tmp_path / "journal.txt"):
-            return
-        time.sleep(0.02)
-    raise AssertionError(
-        f"{line!r} not in the journal after {timeout} s: {read_journal(tmp_path / 'journal.txt')}"
-    )
-
-
-def finish(proc: subprocess.Popen[str], timeout: float = 15.0) -> tuple[int, str]:
-    try:
-        _, err = proc.communicate(timeout=timeout)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        _, err = proc.communicate()
-        raise AssertionError(f"the process did not exit within {timeout} s:\n{err}") from None
-    return proc.returncode, err
+    _process.wait_for(tmp_path / "journal.txt", line, timeout)
 
 
 def events(tmp_path: Path, what: str) -> list[str]:
@@ -192,18 +168,6 @@ def test_report_is_written(tmp_path: Path) -> None:
         "c": ("ok", "ok"),
         "d": ("ok", "ok"),
     }
-
-
-def run_cli(tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "PYTHONPATH": str(REPO)}
-    return subprocess.run(
-        [sys.executable, "-m", "framework", *args],
-        cwd=tmp_path,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
 
 
 def test_check_on_a_cycle_names_it_and_exits_78(tmp_path: Path) -> None:

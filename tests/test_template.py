@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -16,10 +15,9 @@ import pytest
 import yaml
 
 from framework.template import render
+from tests._process import REPO, free_port
 
 pytestmark = pytest.mark.slow
-
-REPO = Path(__file__).resolve().parent.parent
 
 
 def test_new_renders_a_complete_project(tmp_path: Path) -> None:
@@ -107,12 +105,6 @@ def test_cli_new_refuses_an_existing_directory(tmp_path: Path) -> None:
     assert result.returncode == 78
     assert "already exists" in result.stderr
     assert "Traceback" not in result.stderr
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def test_generated_project_installs_passes_its_tests_runs_and_stops(tmp_path: Path) -> None:
