@@ -110,31 +110,39 @@ def cli() -> None:
     """Run and inspect services built on framework."""
 
 
-@cli.command()
-@click.argument("target")
-@_app_options
-@click.option(
-    "--report",
-    type=click.Path(dir_okay=False, path_type=Path),
-    help="Also write the timeline as JSON here.",
-)
-@click.option(
-    "--backend",
-    type=click.Choice(["asyncio", "trio"]),
-    default=None,
-    help="Event loop (default: the app's).",
-)
-def run(
-    target: str,
+def _run_options(func: F) -> F:
+    func = click.option(
+        "--backend",
+        type=click.Choice(["asyncio", "trio"]),
+        default=None,
+        help="Event loop (default: the app's).",
+    )(func)
+    func = click.option(
+        "--report",
+        type=click.Path(dir_okay=False, path_type=Path),
+        help="Also write the timeline as JSON here.",
+    )(func)
+    return _app_options(func)
+
+
+def _run(
+    target: str | type[Application],
     config_dir: Path | None,
     env: str | None,
     sets: tuple[str, ...],
     report: Path | None,
     backend: str | None,
 ) -> None:
-    """Run the application TARGET (module:App) until SIGTERM or SIGINT."""
     app = _guard(lambda: _build(target, config_dir, env, sets, report=report))
     sys.exit(app.run(backend=backend))
+
+
+@cli.command()
+@click.argument("target")
+@_run_options
+def run(target: str, **options: Any) -> None:
+    """Run the application TARGET (module:App) until SIGTERM or SIGINT."""
+    _run(target, **options)
 
 
 @cli.command()
@@ -265,18 +273,9 @@ def run_application(cls: type[Application], argv: Sequence[str] | None = None) -
     """What ``App.main()`` runs: the options of ``framework run`` for one application class."""
 
     @click.command()
-    @_app_options
-    @click.option("--report", type=click.Path(dir_okay=False, path_type=Path), default=None)
-    @click.option("--backend", type=click.Choice(["asyncio", "trio"]), default=None)
-    def command(
-        config_dir: Path | None,
-        env: str | None,
-        sets: tuple[str, ...],
-        report: Path | None,
-        backend: str | None,
-    ) -> None:
-        app = _guard(lambda: _build(cls, config_dir, env, sets, report=report))
-        sys.exit(app.run(backend=backend))
+    @_run_options
+    def command(**options: Any) -> None:
+        _run(cls, **options)
 
     try:
         command.main(args=list(argv) if argv is not None else None, standalone_mode=False)
