@@ -27,10 +27,10 @@ from dependency_injector import containers, providers
 from dependency_injector.errors import NonCopyableArgumentError
 
 from framework._detached import DetachedTasks
-from framework.config import LoadedSettings, load_settings, secrets_of
+from framework.config import LoadedSettings, load_settings, secrets_of, unknown_services
 from framework.discovery import discover_graph, service_providers
 from framework.errors import ConfigError, FrameworkError, StartupError
-from framework.events import Bound, Event, EventHandler
+from framework.events import Bound, Event, EventHandler, Outcome, RollingBack
 from framework.exitcode import ExitCode
 from framework.graph import DependencyGraph
 from framework.lifecycle import Lifecycle, LifecycleState
@@ -47,6 +47,8 @@ __all__ = ("Application",)
 SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT)
 # After a second signal, how long the cancelled stops get before the process exits regardless.
 FORCED_EXIT_AFTER = 0.5
+# After run() returned, how long a stop left behind may hold the process before it is ended.
+LEFT_BEHIND_EXIT_AFTER = 0.5
 # Past shutdown_timeout, how long a shutdown stuck in code that ignores cancellation is
 # waited for before the process exits regardless (exit 1).
 HARD_EXIT_MARGIN = 2.0
@@ -79,11 +81,19 @@ class Application:
             raise FrameworkError(
                 f"{cls.__name__}.container_class is not set: name your DeclarativeContainer class"
             )
+        names = list(service_providers(cls.container_class))
         if settings is not None:
             self.loaded: LoadedSettings[Settings] = LoadedSettings(settings)
+            problems = unknown_services(settings.services, names, {})
+            if problems:
+                raise ConfigError(problems)
         else:
             self.loaded = load_settings(
-                self.settings_class, config_dir=config_dir, env=env, overrides=overrides
+                self.settings_class,
+                config_dir=config_dir,
+                env=env,
+                overrides=overrides,
+                services=names,
             )
         self.settings = self.loaded.settings
         try:
@@ -97,7 +107,6 @@ class Application:
             self.container.settings.override(providers.Object(self.settings))
         self._providers = service_providers(self.container)
         self.graph: DependencyGraph = discover_graph(self._providers)
-        self._check_service_sections()
         self.readiness = Readiness()
         self.report_path = Path(report) if report is not None else None
         self.lifecycle: Lifecycle | None = None
@@ -114,24 +123,9 @@ class Application:
         self._forced = False
         self._aborted = False
         self._watchdog: threading.Timer | None = None
+        self._in_run = False  # inside run(): the process is ours to end
 
     # -- configuration --------------------------------------------------------------------------
-
-    def _check_service_sections(self) -> None:
-        import difflib
-
-        problems = []
-        for name in self.settings.services:
-            if name not in self._providers:
-                close = difflib.get_close_matches(name, list(self._providers), n=1)
-                hint = f"; did you mean {close[0]!r}?" if close else ""
-                known = ", ".join(self._providers) or "none"
-                problems.append(
-                    f"services.{name}: no service named {name!r}{hint} "
-                    f"(services: {known}) (from {self.loaded.source_of(('services', name))})"
-                )
-        if problems:
-            raise ConfigError(problems)
 
     def bounds(self, name: str) -> tuple[Bound, Bound]:
         """The (start, stop) bounds of a service: config > class attribute > lifecycle default."""
@@ -159,6 +153,12 @@ class Application:
         self._handlers.append(handler)
 
     def _emit(self, event: Event) -> None:
+        if isinstance(event, RollingBack) and self._in_run:
+            self._arm(
+                self.settings.lifecycle.shutdown_timeout + HARD_EXIT_MARGIN,
+                ExitCode.FAILURE,
+                "the rollback outlived lifecycle.shutdown_timeout",
+            )
         log_event(event)
         for handler in self._handlers:
             handler(event)
@@ -378,14 +378,30 @@ class Application:
     def run(self, *, backend: str | None = None) -> int:
         """Start, wait for a signal or `request_shutdown`, stop; return the exit code.
 
-        SIGTERM or SIGINT shuts down gracefully; a second one forces the shutdown (exit 130).
+        SIGTERM, SIGINT, SIGHUP or SIGQUIT shuts down gracefully; a second one forces the shutdown
+        (exit 130).
         """
         try:
-            return anyio.run(self._main, backend=backend or self.backend)
+            code = anyio.run(self._main, backend=backend or self.backend)
         finally:
             self._disarm()
+        if self._left_behind():
+            # a stop stuck in a worker thread would hold the interpreter's exit until it returns;
+            # the logs are flushed already, so end the process if it is still here shortly
+            timer = threading.Timer(LEFT_BEHIND_EXIT_AFTER, _exit_now, (code,))
+            timer.daemon = True
+            timer.start()
+        return code
+
+    def _left_behind(self) -> bool:
+        """Whether a stop was given up on (timed out, or cancelled by force) and may still run."""
+        if self.lifecycle is None:
+            return False
+        given_up = (Outcome.TIMED_OUT, Outcome.CANCELLED)
+        return any(rec.stop_outcome in given_up for rec in self.lifecycle)
 
     async def _main(self) -> int:
+        self._in_run = True
         async with anyio.create_task_group() as signals:
             await signals.start(self._watch_signals)
             try:
@@ -473,3 +489,9 @@ class Application:
         from framework.cli import run_application
 
         sys.exit(run_application(cls, argv))
+
+
+def _exit_now(code: int) -> None:
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)

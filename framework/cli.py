@@ -141,7 +141,7 @@ def _run(
 @click.argument("target")
 @_run_options
 def run(target: str, **options: Any) -> None:
-    """Run the application TARGET (module:App) until SIGTERM or SIGINT."""
+    """Run the application TARGET (module:App) until SIGTERM, SIGINT, SIGHUP or SIGQUIT."""
     _run(target, **options)
 
 

@@ -19,7 +19,7 @@ import difflib
 import os
 import re
 import tomllib
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Generic, TypeVar
@@ -105,8 +105,12 @@ def load_settings(
     env: str | None = None,
     overrides: Mapping[str, Any] | None = None,
     dotenv: str | os.PathLike[str] | None = ".env",
+    services: Iterable[str] | None = None,
 ) -> LoadedSettings[S]:
-    """Load and validate ``settings_class`` from every layer; raise `ConfigError` with all problems."""
+    """Load and validate ``settings_class`` from every layer; raise `ConfigError` with all problems.
+
+    ``services`` are the names ``services.<name>`` sections may use (all names when omitted).
+    """
     problems: list[str] = []
     merged: dict[str, Any] = {}
     sources: dict[Path_, Source] = {}
@@ -182,9 +186,30 @@ def load_settings(
         settings = settings_class(**merged)
     except ValidationError as exc:
         problems.extend(_describe(settings_class, exc, sources, prefix, delimiter))
+    if services is not None:
+        section = merged.get("services")
+        named = list(section) if isinstance(section, Mapping) else []
+        problems.extend(unknown_services(named, list(services), sources))
     if problems or settings is None:
         raise ConfigError(_mask(problems, _raw_secrets(settings_class, merged)))
     return LoadedSettings(settings, sources, env, tuple(files))
+
+
+def unknown_services(
+    named: Iterable[str], services: list[str], sources: Mapping[Path_, Source]
+) -> list[str]:
+    """A problem for each ``services.<name>`` section that names no service."""
+    problems = []
+    for name in named:
+        if name in services:
+            continue
+        source = next((v for k, v in sources.items() if k[:2] == ("services", name)), DEFAULT)
+        hint = _did_you_mean(name, services)
+        known = ", ".join(services) or "none"
+        problems.append(
+            f"services.{name}: no service named {name!r}{hint} (services: {known}) (from {source})"
+        )
+    return problems
 
 
 def parse_override(text: str) -> tuple[str, Any]:

@@ -42,14 +42,15 @@ class DependencyGraph:
         missing = {name: len(ds) for name, ds in deps.items()}
         layer: dict[str, int] = {}
         order: list[str] = []
-        ready = [name for name, n in missing.items() if n == 0]
+        # sorted where sets are walked: the same graph always gives the same order and output
+        ready = sorted((name for name, n in missing.items() if n == 0), reverse=True)
         for name in ready:
             layer[name] = 0
         while ready:
             name = ready.pop()
             order.append(name)
             below = layer[name] + 1
-            for dependent in dependents[name]:
+            for dependent in sorted(dependents[name], reverse=True):
                 if layer.get(dependent, -1) < below:
                     layer[dependent] = below
                 missing[dependent] -= 1
@@ -84,7 +85,7 @@ class DependencyGraph:
         finish: dict[str, float] = {}
         via: dict[str, str | None] = {}
         for name in self.order:
-            below = max(self.deps[name], key=lambda d: finish[d], default=None)
+            below = max(sorted(self.deps[name]), key=lambda d: finish[d], default=None)
             finish[name] = (finish[below] if below else 0.0) + cost.get(name, 0.0)
             via[name] = below
         if not finish:

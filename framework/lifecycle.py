@@ -25,6 +25,7 @@ from typing import Any, Protocol
 import anyio
 from anyio.abc import TaskGroup
 
+from framework._detached import DetachedTasks
 from framework.errors import FrameworkError, ServiceError, ShutdownError, StartupError
 from framework.events import (
     Bound,
@@ -375,6 +376,8 @@ class _Shutdown:
     Each stop runs inline in a task that then goes on with the next ready service (spawning tasks
     only for the others), so a chain costs one task. A single watchdog task releases the
     dependencies of a stop that overruns its deadline by ``_GRACE`` while ignoring cancellation.
+    The tasks are detached: the shutdown returns once every service is stopped or given up on,
+    without waiting for a stop stuck in code that ignores cancellation.
     """
 
     def __init__(self, lifecycle: Lifecycle, budget_end: float) -> None:
@@ -387,21 +390,28 @@ class _Shutdown:
         }
         self.remaining = len(begun)
         self.released: set[str] = set()
-        self.inflight: dict[
-            str, tuple[float, float, Bound]
-        ] = {}  # name -> (began, deadline, bound)
+        # name -> (began, deadline, bound, scope) of the stops in flight
+        self.inflight: dict[str, tuple[float, float, Bound, anyio.CancelScope]] = {}
         self.watch_until = math.inf
         self.wake = anyio.Event()
+        self.done = anyio.Event()
+        self.tasks = DetachedTasks()
 
     async def run(self) -> None:
         if not self.remaining:
             return
-        async with anyio.create_task_group() as tg:
-            self.tg = tg
-            tg.start_soon(self.watchdog, name="shutdown watchdog")
-            for name, n in self.waiting.items():
-                if n == 0:
-                    tg.start_soon(self.stop_chain, name, name=f"stop {name}")
+        self.tasks.start_soon(self.watchdog, name="shutdown watchdog")
+        for name, n in self.waiting.items():
+            if n == 0:
+                self.tasks.start_soon(self.stop_chain, name, name=f"stop {name}")
+        try:
+            await self.done.wait()
+        finally:
+            if not self.done.is_set():  # forced: cancel the stops in flight and the watchdog
+                self.remaining = 0
+                for *_, scope in list(self.inflight.values()):
+                    scope.cancel()
+                self.wake.set()
 
     async def stop_chain(self, name: str | None) -> None:
         while name is not None:
@@ -416,6 +426,7 @@ class _Shutdown:
         self.remaining -= 1
         if not self.remaining:
             self.wake.set()
+            self.done.set()
         ready = []
         for dep in self.lc.graph.deps[name]:
             if dep in self.waiting:
@@ -423,7 +434,7 @@ class _Shutdown:
                 if self.waiting[dep] == 0:
                     ready.append(dep)
         for dep in ready[1:]:
-            self.tg.start_soon(self.stop_chain, dep, name=f"stop {dep}")
+            self.tasks.start_soon(self.stop_chain, dep, name=f"stop {dep}")
         return ready[0] if ready else None
 
     async def stop_one(self, name: str) -> None:
@@ -438,16 +449,22 @@ class _Shutdown:
             left = max(0.0, self.budget_end - began)
             bound = Bound(left, f"what was left of {lc.shutdown_timeout}")
             deadline = self.budget_end
-        self.inflight[name] = (began, deadline, bound)
+        scope = anyio.CancelScope(deadline=deadline)
+        self.inflight[name] = (began, deadline, bound, scope)
         if deadline + _GRACE < self.watch_until:
             self.wake.set()
         outcome, error = Outcome.OK, None
         try:
-            with anyio.CancelScope(deadline=deadline) as scope:
-                if rec.run_done is not None:
+            if rec.run_done is not None:
+                # run() first: cancelled, and waited for within the bound ...
+                with anyio.CancelScope(deadline=deadline) as run_scope:
                     if rec.run_scope is not None:
                         rec.run_scope.cancel()
                     await rec.run_done.wait()
+                if run_scope.cancelled_caught:
+                    outcome = Outcome.TIMED_OUT
+            # ... then stop(), always called, with what is left of the bound
+            with scope:
                 await rec.service.stop()
             if scope.cancelled_caught:
                 outcome = Outcome.TIMED_OUT
@@ -464,15 +481,15 @@ class _Shutdown:
         """Release the dependencies of stops that ignore cancellation past their deadline."""
         while self.remaining:
             self.wake = anyio.Event()
-            self.watch_until = min((d for _, d, _ in self.inflight.values()), default=math.inf)
+            self.watch_until = min((d for _, d, _, _ in self.inflight.values()), default=math.inf)
             self.watch_until += _GRACE
             with anyio.CancelScope(deadline=self.watch_until):
                 await self.wake.wait()
             now = anyio.current_time()
-            for name, (began, deadline, bound) in list(self.inflight.items()):
+            for name, (began, deadline, bound, _) in list(self.inflight.items()):
                 if deadline + _GRACE <= now and name not in self.released:
                     rec = self.lc.records[name]
                     self.lc._record_stop(rec, began, bound, Outcome.TIMED_OUT)
                     nxt = self.release(name)
                     if nxt is not None:
-                        self.tg.start_soon(self.stop_chain, nxt, name=f"stop {nxt}")
+                        self.tasks.start_soon(self.stop_chain, nxt, name=f"stop {nxt}")

@@ -179,11 +179,16 @@ def test_bounds_precedence(tmp_path: Path) -> None:
     assert app.bounds("slow")[0] == Bound(1.0, "services.slow.start_timeout")
 
 
-def test_unknown_service_section_is_a_config_error_with_a_hint() -> None:
-    with pytest.raises(
-        ConfigError, match=r"services.dd: no service named 'dd'; did you mean 'd'\?"
-    ):
-        App(overrides={"services.dd.stop_timeout": 1})
+def test_unknown_service_section_is_reported_with_the_other_problems() -> None:
+    with pytest.raises(ConfigError) as info:
+        App(overrides={"services.dd.stop_timeout": 1, "lifecycle.stop_timeout": -1})
+    problems = info.value.problems
+    assert len(problems) == 2
+    assert any(
+        p.startswith("services.dd: no service named 'dd'; did you mean 'd'?")
+        and p.endswith("(from override services.dd.stop_timeout)")
+        for p in problems
+    )
 
 
 def test_settings_provider_receives_the_loaded_settings() -> None:

@@ -100,7 +100,7 @@ def test_second_signal_while_a_stop_blocks_in_a_thread_still_exits_130(tmp_path:
     code, err = finish(proc)
     assert code == 130, err
     assert time.monotonic() - second < 1.5
-    assert "exiting now" in err and "timeline:" in err
+    assert "timeline:" in err  # the logs were flushed before the process ended
 
 
 @pytest.mark.parametrize("backend", BACKENDS)

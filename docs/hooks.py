@@ -1,0 +1,561 @@
+"""MkDocs hooks: the reference pages are generated from the code at build time.
+
+A page asks for a generated section with a marker on a line of its own:
+
+- ``<!-- generated: settings -->``: every setting of `framework.Settings`, from the models;
+- ``<!-- generated: cli -->``: every command and option of ``framework``, from click;
+- ``<!-- generated: api -->``: the public Python API, from signatures and docstrings.
+
+The same functions are used by ``tests/test_docs.py``, which checks they cover everything.
+"""
+
+from __future__ import annotations
+
+import ast
+import dataclasses
+import enum
+import inspect
+import itertools
+import re
+import textwrap
+import types
+import typing
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel
+from pydantic.fields import FieldInfo
+
+__all__ = ("api_reference", "cli_reference", "on_page_markdown", "settings_reference")
+
+
+def on_page_markdown(markdown: str, page: Any, config: Any, files: Any) -> str:
+    """Replace each ``<!-- generated: NAME -->`` marker with the generated Markdown."""
+    for name, render in GENERATORS.items():
+        marker = f"<!-- generated: {name} -->"
+        if marker in markdown:
+            markdown = markdown.replace(marker, render())
+    return markdown
+
+
+# -- settings -------------------------------------------------------------------------------------
+
+
+def settings_reference(settings_class: type[BaseModel] | None = None) -> str:
+    """One table per section: key, type, default, environment variable, meaning."""
+    if settings_class is None:
+        from framework.settings import Settings
+
+        settings_class = Settings
+    config = getattr(settings_class, "model_config", {})
+    prefix = str(config.get("env_prefix") or "")
+    delimiter = str(config.get("env_nested_delimiter") or "__")
+    out: list[str] = []
+    for name, info in settings_class.model_fields.items():
+        section = _model_of(info.annotation)
+        values = _dict_value_model(info.annotation)
+        if section is not None:
+            out += [f"## `{name}`", ""]
+            doc = _first_paragraph(section.__doc__)
+            if doc:
+                out += [_md(doc), ""]
+            out += _settings_table(section, (name,), prefix, delimiter)
+        elif values is not None:
+            out += [f"## `{name}.<name>`", ""]
+            if info.description:
+                out += [_md(info.description), ""]
+            out += _settings_table(values, (name, "<name>"), prefix, delimiter)
+        else:
+            out += [f"## `{name}`", ""]
+            out += _settings_rows([(name, info)], (), prefix, delimiter)
+        out.append("")
+    return "\n".join(out).rstrip() + "\n"
+
+
+def settings_keys(settings_class: type[BaseModel] | None = None) -> Iterator[tuple[str, str]]:
+    """Every (dotted key, environment variable) that `settings_reference` documents."""
+    if settings_class is None:
+        from framework.settings import Settings
+
+        settings_class = Settings
+    config = getattr(settings_class, "model_config", {})
+    prefix = str(config.get("env_prefix") or "")
+    delimiter = str(config.get("env_nested_delimiter") or "__")
+    for name, info in settings_class.model_fields.items():
+        section = _model_of(info.annotation) or _dict_value_model(info.annotation)
+        path: tuple[str, ...] = (name, "<name>") if _dict_value_model(info.annotation) else (name,)
+        if section is None:
+            yield name, _env(prefix, delimiter, (name,))
+            continue
+        for key in section.model_fields:
+            yield ".".join((*path, key)), _env(prefix, delimiter, (*path, key))
+
+
+def _settings_table(
+    model: type[BaseModel], path: tuple[str, ...], prefix: str, delimiter: str
+) -> list[str]:
+    return _settings_rows(list(model.model_fields.items()), path, prefix, delimiter)
+
+
+def _settings_rows(
+    fields: list[tuple[str, FieldInfo]], path: tuple[str, ...], prefix: str, delimiter: str
+) -> list[str]:
+    rows = [
+        "| key | type | default | environment variable | meaning |",
+        "|---|---|---|---|---|",
+    ]
+    for key, info in fields:
+        dotted = ".".join((*path, key))
+        default = _default(info)
+        rows.append(
+            f"| `{dotted}` | {_type(info.annotation)} | {default} | "
+            f"`{_env(prefix, delimiter, (*path, key))}` | {_md(info.description or '')} |"
+        )
+    return rows
+
+
+def _env(prefix: str, delimiter: str, path: tuple[str, ...]) -> str:
+    return (prefix + delimiter.join(path)).upper()
+
+
+def _default(info: FieldInfo) -> str:
+    value = info.get_default(call_default_factory=True)
+    if value is None:
+        return "unset"
+    if isinstance(value, bool):
+        return f"`{str(value).lower()}`"
+    if isinstance(value, str | Path):
+        return f'`"{value}"`'
+    if isinstance(value, dict) and not value:
+        return "`{}`"
+    if isinstance(value, enum.Enum):
+        return f"`{value.value!r}`"
+    return f"`{value!r}`"
+
+
+def _type(annotation: Any) -> str:
+    return f"`{_type_name(annotation)}`"  # a pipe inside a code span does not split the cell
+
+
+def _type_name(annotation: Any) -> str:
+    origin = typing.get_origin(annotation)
+    args = typing.get_args(annotation)
+    if origin is typing.Literal:
+        return " | ".join(repr(a).replace("'", '"') for a in args)
+    if origin in (typing.Union, types.UnionType):
+        return " | ".join(_type_name(a) for a in args)
+    if origin is not None:
+        name = getattr(origin, "__name__", str(origin))
+        return f"{name}[{', '.join(_type_name(a) for a in args)}]"
+    if annotation is type(None):
+        return "None"
+    if annotation is typing.Any:
+        return "Any"
+    return getattr(annotation, "__name__", str(annotation))
+
+
+def _model_of(annotation: Any) -> type[BaseModel] | None:
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return annotation
+    return None
+
+
+def _dict_value_model(annotation: Any) -> type[BaseModel] | None:
+    if typing.get_origin(annotation) is dict:
+        args = typing.get_args(annotation)
+        return _model_of(args[1]) if len(args) == 2 else None
+    return None
+
+
+# -- CLI ------------------------------------------------------------------------------------------
+
+
+def cli_reference() -> str:
+    """Every command of ``framework``: usage, help and a table of options, from click itself."""
+    import click
+
+    from framework.cli import cli
+
+    out: list[str] = []
+
+    def visit(command: click.Command, parent: click.Context | None, name: str) -> None:
+        ctx = click.Context(command, info_name=name, parent=parent, **command.context_settings)
+        if not command.hidden:
+            out.extend(_command_section(command, ctx))
+        if isinstance(command, click.Group):
+            for sub in command.list_commands(ctx):
+                child = command.get_command(ctx, sub)
+                if child is not None:
+                    visit(child, ctx, sub)
+
+    visit(cli, None, "framework")
+    return "\n".join(out).rstrip() + "\n"
+
+
+def cli_commands() -> list[str]:
+    """Full names of every command, e.g. ``framework config show``."""
+    import click
+
+    from framework.cli import cli
+
+    names: list[str] = []
+
+    def visit(command: click.Command, parent: click.Context | None, name: str) -> None:
+        ctx = click.Context(command, info_name=name, parent=parent)
+        names.append(ctx.command_path)
+        if isinstance(command, click.Group):
+            for sub in command.list_commands(ctx):
+                child = command.get_command(ctx, sub)
+                if child is not None:
+                    visit(child, ctx, sub)
+
+    visit(cli, None, "framework")
+    return names
+
+
+def _command_section(command: Any, ctx: Any) -> list[str]:
+    import click
+
+    path = ctx.command_path
+    level = "#" * min(2 + path.count(" "), 4)
+    out = [f"{level} `{path}`", ""]
+    usage = " ".join(command.collect_usage_pieces(ctx))
+    out += ["```text", f"{path} {usage}".rstrip(), "```", ""]
+    if command.help:
+        out += [_md(inspect.cleandoc(command.help)), ""]
+    arguments = [p for p in command.params if isinstance(p, click.Argument)]
+    options = [p for p in command.get_params(ctx) if isinstance(p, click.Option)]
+    if arguments:
+        out += [
+            "Arguments: " + ", ".join(f"`{a.human_readable_name}`" for a in arguments) + ".",
+            "",
+        ]
+    if options:
+        out += ["| option | value | default | meaning |", "|---|---|---|---|"]
+        for option in options:
+            names = ", ".join(f"`{n}`" for n in [*option.opts, *option.secondary_opts])
+            value = "flag" if option.is_flag else f"`{_metavar(option, ctx)}`"
+            if option.multiple:
+                value += ", repeatable"
+            default = option.get_default(ctx, call=False)
+            unset = (
+                default is None or default in (False, ()) or "Sentinel" in type(default).__name__
+            )
+            shown = "" if unset or option.is_flag else f"`{default}`"
+            out.append(f"| {names} | {value} | {shown} | {_escape_pipes(_md(option.help or ''))} |")
+        out.append("")
+    if isinstance(command, click.Group):
+        subs = [f"`{path} {name}`" for name in command.list_commands(ctx)]
+        out += ["Commands: " + ", ".join(subs) + ".", ""]
+    return out
+
+
+def _metavar(option: Any, ctx: Any) -> str:
+    try:
+        return str(option.make_metavar(ctx))
+    except TypeError:  # click before 8.2 takes no context
+        return str(option.make_metavar())
+
+
+# -- API ------------------------------------------------------------------------------------------
+
+# (module, names) in the order the page shows them; a name with no docstring is still listed.
+API: tuple[tuple[str, str, tuple[str, ...]], ...] = (
+    ("framework", "The application", ("Application", "Service", "ServiceState", "Settings")),
+    ("framework", "Exit codes", ("ExitCode",)),
+    (
+        "framework.errors",
+        "Errors",
+        (
+            "FrameworkError",
+            "ConfigError",
+            "GraphError",
+            "DependencyCycleError",
+            "TargetError",
+            "ServiceError",
+            "StartupError",
+            "ShutdownError",
+        ),
+    ),
+    (
+        "framework.events",
+        "Events",
+        (
+            "Bound",
+            "Phase",
+            "Outcome",
+            "ServiceStarting",
+            "ServiceStarted",
+            "ServiceStartFailed",
+            "ServiceStopping",
+            "ServiceStopped",
+            "ServiceStopFailed",
+            "ServiceCrashed",
+            "StartupFinished",
+            "RollingBack",
+            "ShutdownStarted",
+            "ShutdownFinished",
+        ),
+    ),
+    ("framework.readiness", "Readiness", ("AppState", "Readiness")),
+    ("framework.graph", "The dependency graph", ("DependencyGraph",)),
+    (
+        "framework.services",
+        "Built-in services",
+        ("HttpService", "HttpSettings", "DatabaseService", "DatabaseSettings", "LoggingSettings"),
+    ),
+    (
+        "framework.services.http",
+        "HTTP service errors",
+        ("HttpServiceError", "ListenError", "RequestsCutOffError"),
+    ),
+    (
+        "framework.testing",
+        "Testing kit",
+        ("run_app", "run_app_sync", "Harness", "EventSpy", "LeakError"),
+    ),
+)
+
+
+def api_reference() -> str:
+    """The public API, from signatures and docstrings."""
+    import importlib
+
+    out: list[str] = []
+    for module_name, title, names in API:
+        module = importlib.import_module(module_name)
+        out += [f"## {title}", ""]
+        for name in names:
+            out += _object_section(module_name, name, getattr(module, name))
+    return "\n".join(out).rstrip() + "\n"
+
+
+def api_names() -> list[str]:
+    """``module.name`` of everything `api_reference` documents."""
+    return [f"{module}.{name}" for module, _, names in API for name in names]
+
+
+def _object_section(module_name: str, name: str, obj: Any) -> list[str]:
+    out = [f"### `{module_name}.{name}`", ""]
+    if inspect.isclass(obj):
+        out += ["```python", _class_signature(obj), "```", ""]
+        out += _doc(obj)
+        out += _class_members(obj)
+    else:
+        out += ["```python", *_function_header(name, obj), "```", ""]
+        out += _doc(obj)
+    return out
+
+
+def _function_header(name: str, func: Any) -> list[str]:
+    wrapped = inspect.unwrap(func)
+    signature = _signature(func)
+    if inspect.isasyncgenfunction(wrapped):
+        return ["@asynccontextmanager", f"async def {name}{signature}"]
+    if inspect.isgeneratorfunction(wrapped):
+        return ["@contextmanager", f"def {name}{signature}"]
+    keyword = "async def" if inspect.iscoroutinefunction(wrapped) else "def"
+    return [f"{keyword} {name}{signature}"]
+
+
+def _public_bases(cls: type) -> list[type]:
+    bases: list[type] = []
+    for base in cls.__bases__:
+        if base is object or base is typing.Generic:
+            continue
+        if base.__name__.startswith("_"):
+            bases += _public_bases(base)
+        else:
+            bases.append(base)
+    return bases
+
+
+def _init_of(cls: type) -> Any:
+    for klass in cls.__mro__:
+        init = klass.__dict__.get("__init__")
+        if inspect.isfunction(init):
+            return init
+    return None
+
+
+def _class_signature(cls: type) -> str:
+    bases = _public_bases(cls)
+    base = f"({', '.join(b.__name__ for b in bases)})" if bases else ""
+    head = f"class {cls.__name__}{base}"
+    plain = issubclass(cls, BaseModel | enum.Enum) or dataclasses.is_dataclass(cls)
+    init = None if plain else _init_of(cls)
+    if init is None or init is object.__init__:
+        return head
+    signature = _signature(init, drop_self=True)
+    if signature == "() -> None":
+        return head
+    return f"{head}\n{cls.__name__}{signature.removesuffix(' -> None')}"
+
+
+def _signature(func: Callable[..., Any], drop_self: bool = False) -> str:
+    """``(a: int, *, b: str = 'x') -> None``, annotations unquoted, long ones one per line."""
+    try:
+        sig = inspect.signature(func)
+    except (TypeError, ValueError):
+        return "(...)"
+    params = list(sig.parameters.values())
+    if drop_self and params and params[0].name in ("self", "cls"):
+        params = params[1:]
+    parts: list[str] = []
+    seen_kw_only = False
+    for param in params:
+        if param.kind is param.KEYWORD_ONLY and not seen_kw_only:
+            parts.append("*")
+            seen_kw_only = True
+        text = param.name
+        if param.kind is param.VAR_POSITIONAL:
+            text, seen_kw_only = "*" + text, True
+        elif param.kind is param.VAR_KEYWORD:
+            text = "**" + text
+        if param.annotation is not param.empty:
+            text += f": {_annotation(param.annotation)}"
+        if param.default is not param.empty:
+            sep = " = " if param.annotation is not param.empty else "="
+            text += f"{sep}{param.default!r}"
+        parts.append(text)
+    returns = ""
+    if sig.return_annotation is not sig.empty:
+        returns = f" -> {_annotation(sig.return_annotation)}"
+    flat = f"({', '.join(parts)}){returns}"
+    if len(flat) <= 88:
+        return flat
+    inner = "".join(f"\n    {part}," for part in parts)
+    return f"({inner}\n){returns}"
+
+
+def _annotation(annotation: Any) -> str:
+    return annotation if isinstance(annotation, str) else _type_name(annotation)
+
+
+def _class_members(cls: type) -> list[str]:
+    out: list[str] = []
+    attr_docs = _attribute_docs(cls)
+    if issubclass(cls, enum.Enum):
+        out += ["| member | value | meaning |", "|---|---|---|"]
+        for member in cls:
+            doc = attr_docs.get(member.name, "")
+            out.append(f"| `{member.name}` | `{member.value!r}` | {_escape_pipes(_md(doc))} |")
+        return [*out, ""]
+    skip: set[str] = set()
+    if dataclasses.is_dataclass(cls):
+        fields = [f for f in dataclasses.fields(cls) if not f.name.startswith("_")]
+        skip = {f.name for f in dataclasses.fields(cls)}
+        if fields:
+            out += ["| field | type | meaning |", "|---|---|---|"]
+            for f in fields:
+                doc = _escape_pipes(_inline(attr_docs.get(f.name)))
+                out.append(f"| `{f.name}` | `{f.type}` | {doc} |")
+            out.append("")
+    if issubclass(cls, BaseModel):
+        out += [
+            "Fields: " + ", ".join(f"`{k}`" for k in cls.model_fields) + " "
+            "(see [Settings](settings.md)).",
+            "",
+        ]
+        for base in cls.__mro__[1:]:
+            skip |= set(base.__dict__)
+    items: list[str] = []
+    for member_name, member in cls.__dict__.items():
+        if member_name.startswith("_") or member_name in skip:
+            continue
+        doc = _inline(attr_docs.get(member_name))
+        if isinstance(member, property):
+            items.append(_item(f"`{member_name}` *(property)*", _inline(inspect.getdoc(member))))
+        elif isinstance(member, classmethod | staticmethod):
+            func = member.__func__
+            sig = _signature(func, drop_self=True)
+            items.append(_item(f"`{cls.__name__}.{member_name}{sig}`", _inline(func.__doc__)))
+        elif inspect.isfunction(member):
+            wrapped = inspect.unwrap(member)
+            sig = _signature(member, drop_self=True)
+            if inspect.isasyncgenfunction(wrapped):
+                label = f"`async with {member_name}{sig}`"
+            elif inspect.iscoroutinefunction(wrapped):
+                label = f"`async {member_name}{sig}`"
+            else:
+                label = f"`{member_name}{sig}`"
+            items.append(_item(label, _inline(inspect.getdoc(member))))
+        elif doc:
+            items.append(_item(f"`{member_name}`", doc))
+    if items:
+        out += [*items, ""]
+    return out
+
+
+def _item(label: str, doc: str) -> str:
+    return f"- {label}: {doc}" if doc else f"- {label}"
+
+
+def _attribute_docs(cls: type) -> dict[str, str]:
+    """Docstrings written under class attributes (``x = 1`` then ``\"\"\"...\"\"\"``)."""
+    try:
+        source = textwrap.dedent(inspect.getsource(cls))
+    except (OSError, TypeError):
+        return {}
+    tree = ast.parse(source)
+    body = tree.body[0].body if tree.body and isinstance(tree.body[0], ast.ClassDef) else []
+    docs: dict[str, str] = {}
+    for node, following in itertools.pairwise(body):
+        doc = following
+        is_doc = isinstance(doc, ast.Expr) and isinstance(doc.value, ast.Constant)
+        if not is_doc or not isinstance(doc.value.value, str):  # type: ignore[attr-defined]
+            continue
+        targets: list[ast.expr] = []
+        if isinstance(node, ast.Assign):
+            targets = node.targets
+        elif isinstance(node, ast.AnnAssign):
+            targets = [node.target]
+        for target in targets:
+            if isinstance(target, ast.Name):
+                docs[target.id] = inspect.cleandoc(doc.value.value)  # type: ignore[attr-defined]
+    return docs
+
+
+def _doc(obj: Any) -> list[str]:
+    doc = obj.__doc__ if inspect.isclass(obj) else inspect.getdoc(obj)
+    if not doc or doc.startswith(f"{getattr(obj, '__name__', '')}("):  # a dataclass's default
+        return []
+    return [_md(inspect.cleandoc(doc)), ""]
+
+
+def _inline(doc: str | None) -> str:
+    if not doc:
+        return ""
+    return _md(" ".join(_first_paragraph(doc).split()))
+
+
+def _first_paragraph(doc: str | None) -> str:
+    if not doc:
+        return ""
+    return inspect.cleandoc(doc).split("\n\n")[0].strip()
+
+
+_RST_LITERAL = re.compile(r"``(.+?)``")
+_ANGLE = re.compile(r"(?<!`)<(?=[a-z])")
+
+
+def _md(text: str) -> str:
+    """Docstring text as Markdown: ``literal`` becomes `literal`; stray ``<`` is escaped."""
+    text = _RST_LITERAL.sub(r"`\1`", text)
+    parts = text.split("`")
+    for i in range(0, len(parts), 2):  # outside code spans only
+        parts[i] = _ANGLE.sub("&lt;", parts[i])
+    return "`".join(parts)
+
+
+def _escape_pipes(text: str) -> str:
+    """Plain text for a table cell (code spans need no escaping: their pipes do not split cells)."""
+    return text.replace("|", "&#124;")
+
+
+GENERATORS: dict[str, Callable[[], str]] = {
+    "settings": settings_reference,
+    "cli": cli_reference,
+    "api": api_reference,
+}
