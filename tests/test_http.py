@@ -508,3 +508,29 @@ async def _wait_ready(
                 pass
             await anyio.sleep(0.05)
     pytest.fail(f"the application did not become ready (exit {proc.poll()}):\n{stderr.read_text()}")
+
+
+@pytest.mark.parametrize("access_log", [True, False])
+@pytest.mark.anyio
+async def test_access_log_setting_applies_to_this_server(
+    build: Build, tmp_path: Path, access_log: bool
+) -> None:
+    """`http.access_log=false` silences this server's access lines, without touching the shared
+    "uvicorn.access" logger."""
+    log = tmp_path / "app.log"
+    app = build(api(), {"http.access_log": access_log, "logging.file": str(log)})
+    async with app.running():
+        async with httpx.AsyncClient(base_url=http_of(app).url) as client:
+            assert (await client.get("/hello")).status_code == 200
+    lines = [line for line in log.read_text().splitlines() if "uvicorn.access" in line]
+    assert bool(lines) is access_log
+
+
+@pytest.mark.anyio
+async def test_accepted_connections_disable_nagle(build: Build) -> None:
+    """The listening socket is IPPROTO_TCP, so asyncio sets TCP_NODELAY on every connection."""
+    app = build(api())
+    async with app.running():
+        sock = http_of(app)._socket
+        assert sock is not None
+        assert sock.proto == socket.IPPROTO_TCP

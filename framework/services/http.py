@@ -294,7 +294,7 @@ class HttpService(Service):
             "host": s.host,
             "port": self.port,
             "loop": s.loop,
-            "http": s.http,
+            "http": _protocol(s.http, access_log=s.access_log),
             "timeout_keep_alive": s.timeout_keep_alive,
             "backlog": s.backlog,
             "limit_concurrency": s.limit_concurrency,
@@ -664,7 +664,9 @@ def _require_asyncio() -> None:
 def _listen(host: str, port: int, backlog: int) -> socket.socket:
     """A listening TCP socket on ``host:port``; `ListenError` saying what to change if not."""
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    sock = socket.socket(family, socket.SOCK_STREAM)
+    # IPPROTO_TCP, not 0: asyncio sets TCP_NODELAY on accepted connections only for it, and
+    # without it small responses wait ~40 ms on Nagle's algorithm and the peer's delayed ACK
+    sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
     try:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         sock.bind((host, port))
@@ -682,6 +684,28 @@ def _listen(host: str, port: int, backlog: int) -> socket.socket:
             f"cannot listen on {_address(host, port)}: {reason}; {hint}", exc.errno
         ) from exc
     return sock
+
+
+def _protocol(name: str, *, access_log: bool) -> Any:
+    """uvicorn's HTTP protocol class for ``name``; with access logging off for this server only.
+
+    uvicorn decides per connection from the "uvicorn.access" logger having handlers, which the
+    framework's logging gives it; ``Config(access_log=False)`` would silence that shared logger for
+    every server in the process.
+    """
+    from uvicorn.config import HTTP_PROTOCOLS
+    from uvicorn.importer import import_from_string
+
+    base = import_from_string(HTTP_PROTOCOLS[name])
+    if access_log:
+        return base
+
+    class Quiet(base):  # type: ignore[misc, valid-type]
+        def __init__(self, *args: Any, **kwargs: Any) -> None:
+            super().__init__(*args, **kwargs)
+            self.access_log = False
+
+    return Quiet
 
 
 def _address(host: str, port: int) -> str:
