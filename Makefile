@@ -20,8 +20,8 @@ run: $(STAMP)
 	cd examples && ../$(BIN)/framework run orders.app:App
 
 lint: $(STAMP)
-	$(BIN)/ruff check framework tests
-	$(BIN)/ruff format --check framework tests
+	$(BIN)/ruff check framework tests bench
+	$(BIN)/ruff format --check framework tests bench
 	$(BIN)/mypy
 
 test: $(STAMP) lint docs
@@ -31,6 +31,8 @@ docs: $(STAMP)
 	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict --quiet
 
 bench: $(STAMP)
+	@command -v wrk >/dev/null 2>&1 || apt-get install -y -qq wrk >/dev/null 2>&1 \
+		|| { apt-get update -qq && apt-get install -y -qq wrk >/dev/null; }
 	$(BIN)/python -m bench
 
 clean:

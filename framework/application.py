@@ -20,7 +20,6 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 import anyio
-import anyio.from_thread
 import anyio.lowlevel
 from anyio.abc import TaskStatus
 from dependency_injector import containers, providers
@@ -261,6 +260,8 @@ class Application:
         if self._token is None or self._loop_thread == threading.get_ident():
             self._request(exit_code, reason)
         else:
+            import anyio.from_thread  # here, not at the top: it costs ~20 ms of import time
+
             anyio.from_thread.run_sync(self._request, exit_code, reason, token=self._token)
 
     def _request(self, exit_code: int, reason: str) -> None:

