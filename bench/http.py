@@ -163,13 +163,11 @@ def run(quick: bool) -> Result:
 
 MISS = (
     "Profiled (py-spy on the server under wrk, and the front app timed alone in-process with a "
-    "new task per request, as uvicorn runs each request): the framework's own cost is its front "
-    "app, about 8.5 µs per request, nearly all of it the `anyio.CancelScope` each request is "
-    "wrapped in for the drain (anyio creates and registers task state for each new uvicorn task), "
-    "against about 110 µs per request in all at 9,000 req/s: about 7 %, so about 0.93 at best. "
-    "Fix: `HttpService` runs only on asyncio, so `_Front._tracked` can track "
-    "`asyncio.current_task()` in a set instead, cut off with `task.cancel()`, and on "
-    "`CancelledError` answer 503 when `task.uncancel() == 0` and it was cut off (Python 3.11+): "
-    "about 1.6 µs per request measured the same way. Served without the front app at all, the "
-    "same server is level with bare uvicorn within this machine's noise."
+    "new task per request, as uvicorn runs each request). The front app (probes, metrics hook, "
+    "drain tracking) tracks each request by its asyncio task, about 1.6 µs per request of about "
+    "110 µs in all at 9,000 req/s; with a new `anyio.CancelScope` per request it was 8.5 µs and "
+    "about 0.91 here. Served without the front app, the same server is level with bare uvicorn "
+    "within this machine's noise, and the per-round ratios of this figure range 0.6-1.1 from "
+    "round to round: the remaining gap is below what two shared cores can resolve. What would "
+    "settle it: a quiet machine, or wrk on a core of its own."
 )
