@@ -29,7 +29,14 @@ from framework._detached import DetachedTasks
 from framework.config import LoadedSettings, load_settings, secrets_of, unknown_services
 from framework.discovery import discover_graph, service_providers
 from framework.errors import ConfigError, FrameworkError, StartupError
-from framework.events import Bound, Event, EventHandler, Outcome, RollingBack
+from framework.events import (
+    Bound,
+    Event,
+    EventHandler,
+    Outcome,
+    RollingBack,
+    ShutdownStarted,
+)
 from framework.exitcode import ExitCode
 from framework.graph import DependencyGraph
 from framework.lifecycle import Lifecycle, LifecycleState
@@ -312,6 +319,7 @@ class Application:
         reason = self._requested[1]
         delay = self.settings.lifecycle.shutdown_delay
         began = anyio.current_time()
+        self.lifecycle.emit(ShutdownStarted(reason))  # the first moment: readiness is 503 now
         self._stop_scope = anyio.CancelScope()
         # shielded from outside cancellation (a cancelled `running()` body still stops in order);
         # only force() cuts it short
@@ -322,7 +330,7 @@ class Application:
             # the delay is part of the shutdown budget: the stops get what is left of it
             left = self.settings.lifecycle.shutdown_timeout - (anyio.current_time() - began)
             try:
-                await self.lifecycle.stop(reason, budget=max(0.0, left))
+                await self.lifecycle.stop(reason, budget=max(0.0, left), announce=False)
             except FrameworkError:
                 pass  # each failure was logged as it happened and is in the timeline
         self.exit_code = self._result_code()

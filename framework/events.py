@@ -125,6 +125,8 @@ class RollingBack:
 
 @dataclass(frozen=True)
 class ShutdownStarted:
+    """Shutdown began: readiness is not-ready from now on; the shutdown delay, then the stops."""
+
     reason: str
 
 

@@ -296,11 +296,14 @@ class Lifecycle:
 
     # -- stop -----------------------------------------------------------------------------------
 
-    async def stop(self, reason: str = "stop requested", *, budget: float | None = None) -> None:
+    async def stop(
+        self, reason: str = "stop requested", *, budget: float | None = None, announce: bool = True
+    ) -> None:
         """Stop every started service in reverse dependency order. Idempotent.
 
         ``budget`` is what is left of ``shutdown_timeout`` (when part of it was spent before, on the
-        shutdown delay); by default the whole of it.
+        shutdown delay); by default the whole of it. With ``announce`` false the caller has emitted
+        `ShutdownStarted` already (at the first moment of shutdown, before a delay).
         """
         if self.state is LifecycleState.IDLE:
             self.state = LifecycleState.STOPPED
@@ -313,7 +316,8 @@ class Lifecycle:
             assert self._stop_done is not None
             await self._stop_done.wait()
             return
-        self.emit(ShutdownStarted(reason))
+        if announce:
+            self.emit(ShutdownStarted(reason))
         await self._stop_all(reason, budget)
         if self.stop_errors:
             raise ShutdownError(self.stop_errors)

@@ -101,17 +101,21 @@ async def test_shutdown_delay_flips_readiness_first_and_counts_against_the_budge
     tmp_path: Path,
 ) -> None:
     app = make(tmp_path, **{"lifecycle.shutdown_delay": 0.2, "lifecycle.shutdown_timeout": 0.3})
-    seen: list[tuple[AppState, list[str]]] = []
+    seen: list[tuple[AppState, list[str], list[str]]] = []
+    events: list[Event] = []
+    app.subscribe(events.append)
 
     async def observe() -> None:
         await anyio.sleep(0.05)
-        seen.append((app.readiness.state, stopped_order(tmp_path)))
+        kinds = [type(e).__name__ for e in events if "Shutdown" in type(e).__name__]
+        seen.append((app.readiness.state, stopped_order(tmp_path), kinds))
 
     await app.start()
     async with anyio.create_task_group() as tg:
         tg.start_soon(observe)
         await app.stop()
-    assert seen == [(AppState.SHUTTING_DOWN, [])]  # not ready, still serving during the delay
+    # not ready, announced, still serving during the delay
+    assert seen == [(AppState.SHUTTING_DOWN, [], ["ShutdownStarted"])]
     assert app.lifecycle is not None
     # the stops had what was left of 0.3 s after the 0.2 s delay
     assert app.lifecycle.records["a"].stop_outcome == "ok"
