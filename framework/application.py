@@ -237,20 +237,23 @@ class Application:
             self._shutdown.set()
 
     def _create_services(self) -> dict[str, Service]:
+        from loguru import logger
+
         services: dict[str, Service] = {}
         for name in self.graph.order:
             try:
                 service = self._providers[name]()
             except Exception as exc:
-                from loguru import logger
-
                 message = f"service {name!r} could not be created: {type(exc).__name__}: {exc}"
                 logger.opt(exception=exc).error(message)
                 raise StartupError([], message) from exc
             if not isinstance(service, Service):
-                raise StartupError(
-                    [], f"service {name!r}: provider returned {service!r}, not a Service"
+                message = (
+                    f"service {name!r}: its provider returned {type(service).__name__}, not a "
+                    "Service; an override must provide a Service too"
                 )
+                logger.error(message)
+                raise StartupError([], message)
             services[name] = service
         return services
 

@@ -132,3 +132,12 @@ def test_the_plugin_explains_a_missing_app(user_project: pytest.Pytester) -> Non
     result = pytester.runpytest_subprocess("-p", "no:cacheprovider", "-q")
     result.assert_outcomes(errors=1)
     result.stdout.fnmatch_lines(["*set `framework_app = package.app:App`*"])
+
+
+@pytest.mark.anyio
+async def test_an_override_that_is_not_a_service_is_a_clear_startup_error() -> None:
+    from framework import StartupError
+
+    with pytest.raises(StartupError, match="'b': its provider returned int, not a Service"):
+        async with run_app(App, providers={"b": 42}, overrides={"logging.level": "CRITICAL"}):
+            pass
