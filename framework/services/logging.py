@@ -21,9 +21,9 @@ from typing import TYPE_CHECKING, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 if TYPE_CHECKING:
-    from loguru import Record
+    from loguru import Logger, Record
 
-    from framework.events import Event
+    from framework.events import Event, ServiceStartFailed, ServiceStopFailed
 
 __all__ = ("LogSink", "LoggingSettings", "setup_logging")
 
@@ -222,30 +222,14 @@ def log_event(event: Event) -> None:
             log.bind(service=name, phase="start", outcome="ok", duration=round(d, 6)).info(
                 f"service {name!r} started in {d:.3f} s"
             )
-        case ev.ServiceStartFailed(service=name, duration=d, outcome=o, bound=b, error=e):
-            log = log.bind(service=name, phase="start", outcome=o.value, duration=round(d, 6))
-            if o is ev.Outcome.TIMED_OUT:
-                log.error(f"service {name!r} did not start within {b}")
-            elif o is ev.Outcome.CANCELLED:
-                log.warning(f"service {name!r}: start cancelled after {d:.3f} s")
-            else:
-                log.opt(exception=e).error(f"service {name!r} failed to start: {_err(e)}")
+        case ev.ServiceStartFailed() | ev.ServiceStopFailed():
+            _log_failure(log, event)
         case ev.ServiceStopping(service=name):
             log.bind(service=name, phase="stop").debug(f"stopping service {name!r}")
         case ev.ServiceStopped(service=name, duration=d):
             log.bind(service=name, phase="stop", outcome="ok", duration=round(d, 6)).info(
                 f"service {name!r} stopped in {d:.3f} s"
             )
-        case ev.ServiceStopFailed(service=name, duration=d, outcome=o, bound=b, error=e):
-            log = log.bind(service=name, phase="stop", outcome=o.value, duration=round(d, 6))
-            if o is ev.Outcome.TIMED_OUT:
-                log.error(f"service {name!r} did not stop within {b}; shutdown continued")
-            elif o is ev.Outcome.CANCELLED:
-                log.warning(f"service {name!r}: stop cancelled (forced shutdown)")
-            else:
-                log.opt(exception=e).error(
-                    f"service {name!r} failed to stop: {_err(e)}; shutdown continued"
-                )
         case ev.ServiceCrashed(service=name, error=e):
             log.bind(service=name, phase="run", outcome="failed").opt(exception=e).error(
                 f"service {name!r} crashed in run(): {_err(e)}; shutting down"
@@ -263,6 +247,22 @@ def log_event(event: Event) -> None:
                 "INFO" if ok else "ERROR",
                 f"shutdown {'complete' if ok else 'finished with errors'} in {d:.3f} s",
             )
+
+
+def _log_failure(log: Logger, event: ServiceStartFailed | ServiceStopFailed) -> None:
+    from framework.events import Outcome, ServiceStopFailed
+
+    name, d, bound, error = event.service, event.duration, event.bound, event.error
+    stop = isinstance(event, ServiceStopFailed)
+    verb, after = ("stop", "; shutdown continued") if stop else ("start", "")
+    log = log.bind(service=name, phase=verb, outcome=event.outcome.value, duration=round(d, 6))
+    if event.outcome is Outcome.TIMED_OUT:
+        log.error(f"service {name!r} did not {verb} within {bound}{after}")
+    elif event.outcome is Outcome.CANCELLED:
+        forced = " (forced shutdown)" if stop else ""
+        log.warning(f"service {name!r}: {verb} cancelled after {d:.3f} s{forced}")
+    else:
+        log.opt(exception=error).error(f"service {name!r} failed to {verb}: {_err(error)}{after}")
 
 
 def _err(error: BaseException | None) -> str:
