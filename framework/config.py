@@ -19,7 +19,7 @@ import difflib
 import os
 import re
 import tomllib
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Generic, TypeVar
@@ -86,11 +86,7 @@ class LoadedSettings(Generic[S]):
 
     def source_of(self, key: str | Path_) -> Source:
         path = tuple(key.split(".")) if isinstance(key, str) else key
-        while path:
-            if path in self.sources:
-                return self.sources[path]
-            path = path[:-1]
-        return DEFAULT
+        return _source_of(self.sources, path)
 
     def items(self) -> Iterator[tuple[str, Any, Source]]:
         """Every effective value as (dotted key, value with secrets redacted, source)."""
@@ -114,6 +110,7 @@ def load_settings(
     problems: list[str] = []
     merged: dict[str, Any] = {}
     sources: dict[Path_, Source] = {}
+    environ = {key.upper(): key for key in os.environ}  # upper-case name -> real name
     prefix = str(settings_class.model_config.get("env_prefix") or "")
     delimiter = str(settings_class.model_config.get("env_nested_delimiter") or "__")
 
@@ -138,7 +135,7 @@ def load_settings(
     env_key = f"{prefix}env".lower()
     dotenv_env = dotenv_values.pop(env_key, None)
     if env is None:
-        env = _getenv(f"{prefix}ENV") or (str(dotenv_env) if dotenv_env else None)
+        env = _getenv(environ, f"{prefix}ENV") or (str(dotenv_env) if dotenv_env else None)
     env = env or None
 
     directory = Path(config_dir) if config_dir is not None else Path("config")
@@ -159,7 +156,7 @@ def load_settings(
         if key.startswith(prefix.lower()):
             hint = _did_you_mean(key[len(prefix) :], settings_class.model_fields)
             problems.append(f"{key.upper()} (.env): unknown setting{hint}")
-    layer(dotenv_values, lambda p: Source("dotenv", _env_name(prefix, delimiter, p)))
+    layer(dotenv_values, lambda p: Source("dotenv", _env_name(environ, prefix, delimiter, p)))
 
     try:
         env_values = EnvSettingsSource(
@@ -170,7 +167,7 @@ def load_settings(
         problems.append(
             f"environment variables {prefix}*: {_cause(exc)} (complex values must be JSON)"
         )
-    layer(env_values, lambda p: Source("env", _env_name(prefix, delimiter, p)))
+    layer(env_values, lambda p: Source("env", _env_name(environ, prefix, delimiter, p)))
 
     for key, value in (overrides or {}).items():
         keys = tuple(str(key).split("."))
@@ -185,7 +182,7 @@ def load_settings(
     try:
         settings = settings_class(**merged)
     except ValidationError as exc:
-        problems.extend(_describe(settings_class, exc, sources, prefix, delimiter))
+        problems.extend(_describe(settings_class, exc, sources))
     if services is not None:
         section = merged.get("services")
         named = list(section) if isinstance(section, Mapping) else []
@@ -239,7 +236,7 @@ def redact(value: Any, path: Path_ = ()) -> Any:
     """A value safe to print: secrets masked, passwords in URLs masked."""
     if isinstance(value, SecretStr | SecretBytes):
         return SECRET_MASK if value.get_secret_value() else ""
-    if path and any(word in path[-1].lower() for word in _SECRET_WORDS) and value:
+    if _secret_key(path) and value:
         return SECRET_MASK
     if isinstance(value, str):
         return _URL_PASSWORD.sub(lambda m: f"{m['head']}***{m['at']}", value)
@@ -248,15 +245,7 @@ def redact(value: Any, path: Path_ = ()) -> Any:
 
 def secrets_of(settings: BaseModel) -> set[str]:
     """Every secret string in ``settings`` (SecretStr values, passwords in URLs), to mask in logs."""
-    found: set[str] = set()
-    for path, value in flatten(settings.model_dump(mode="python")):
-        if isinstance(value, SecretStr) and value.get_secret_value():
-            found.add(value.get_secret_value())
-        elif isinstance(value, str):
-            if path and any(w in path[-1].lower() for w in _SECRET_WORDS) and value:
-                found.add(value)
-            found.update(m["pw"] for m in _URL_PASSWORD.finditer(value))
-    return {s for s in found if len(s) >= 3}
+    return _secrets_in(flatten(settings.model_dump(mode="python")))
 
 
 # -- helpers --------------------------------------------------------------------------------------
@@ -274,8 +263,8 @@ def _read_file(settings_class: type[Settings], path: Path, problems: list[str]) 
     try:
         if path.suffix == ".toml":
             return TomlConfigSettingsSource(settings_class, toml_file=path)()
-        text = path.read_text(encoding="utf-8")
-        if yaml.safe_load(text) not in (None, {}) and not isinstance(yaml.safe_load(text), dict):
+        document = yaml.safe_load(path.read_text(encoding="utf-8"))
+        if document is not None and not isinstance(document, dict):
             problems.append(f"{path}: the top level must be a mapping of sections")
             return {}
         return YamlConfigSettingsSource(settings_class, yaml_file=path)()
@@ -308,20 +297,18 @@ def _put(target: dict[str, Any], path: Path_, value: Any) -> None:
     target[path[-1]] = value
 
 
-def _getenv(name: str) -> str | None:
-    for key, value in os.environ.items():
-        if key.upper() == name.upper():
-            return value
-    return None
+def _getenv(environ: Mapping[str, str], name: str) -> str | None:
+    """A variable by its name in any case; ``environ`` maps upper-case names to real ones."""
+    key = environ.get(name.upper())
+    return os.environ.get(key) if key is not None else None
 
 
-def _env_name(prefix: str, delimiter: str, path: Path_) -> str:
+def _env_name(environ: Mapping[str, str], prefix: str, delimiter: str, path: Path_) -> str:
     """The variable that set ``path``: the longest prefix of it that names a variable."""
-    names = {key.upper(): key for key in os.environ}
     for n in range(len(path), 0, -1):
         name = (prefix + delimiter.join(path[:n])).upper()
-        if name in names:
-            return names[name]
+        if name in environ:
+            return environ[name]
     return (prefix + delimiter.join(path)).upper()
 
 
@@ -360,18 +347,12 @@ def _describe(
     settings_class: type[Settings],
     exc: ValidationError,
     sources: Mapping[Path_, Source],
-    prefix: str,
-    delimiter: str,
 ) -> list[str]:
     out = []
     for error in exc.errors():
         loc = tuple(str(p) for p in error["loc"])
         key = ".".join(loc) or "(settings)"
-        source: Source = DEFAULT
-        for n in range(len(loc), 0, -1):
-            if loc[:n] in sources:
-                source = sources[loc[:n]]
-                break
+        source = _source_of(sources, loc)
         owner, annotation = _model_at(settings_class, loc)
         if error["type"] == "extra_forbidden":
             choices = owner.model_fields if owner is not None else {}
@@ -381,9 +362,7 @@ def _describe(
             hint = _did_you_mean(loc[-1], choices)
             out.append(f"{key}: unknown setting{hint} (from {source})")
             continue
-        secret = annotation in (SecretStr, SecretBytes) or any(
-            w in loc[-1].lower() for w in _SECRET_WORDS
-        )
+        secret = annotation in (SecretStr, SecretBytes) or _secret_key(loc)
         value = "value hidden" if secret else f"{_show(error.get('input'))} is invalid"
         out.append(f"{key}: {value}: {error['msg']} (from {source})")
     return out
@@ -391,17 +370,39 @@ def _describe(
 
 def _raw_secrets(settings_class: type[Settings], merged: Mapping[str, Any]) -> set[str]:
     """Secret values in not-yet-validated input: they must not appear in any error either."""
+
+    def secret_field(path: Path_) -> bool:
+        return _model_at(settings_class, path)[1] in (SecretStr, SecretBytes)
+
+    return _secrets_in(flatten(merged), secret_field)
+
+
+def _secrets_in(
+    leaves: Iterable[tuple[Path_, Any]], secret_field: Callable[[Path_], bool] = lambda _: False
+) -> set[str]:
+    """The secret strings among ``leaves``: SecretStr values, values of secret fields or secret
+    names, and passwords in URLs."""
     found: set[str] = set()
-    for path, value in flatten(merged):
-        if not isinstance(value, str) or not value:
-            continue
-        annotation = _model_at(settings_class, path)[1]
-        if annotation in (SecretStr, SecretBytes) or any(
-            w in path[-1].lower() for w in _SECRET_WORDS
-        ):
-            found.add(value)
-        found.update(m["pw"] for m in _URL_PASSWORD.finditer(value))
+    for path, value in leaves:
+        if isinstance(value, SecretStr):
+            found.add(value.get_secret_value())
+        elif isinstance(value, str) and value:
+            if _secret_key(path) or secret_field(path):
+                found.add(value)
+            found.update(m["pw"] for m in _URL_PASSWORD.finditer(value))
     return {s for s in found if len(s) >= 3}
+
+
+def _secret_key(path: Path_) -> bool:
+    return bool(path) and any(word in path[-1].lower() for word in _SECRET_WORDS)
+
+
+def _source_of(sources: Mapping[Path_, Source], path: Path_) -> Source:
+    """The source of the longest prefix of ``path`` that was set, else the default."""
+    for n in range(len(path), 0, -1):
+        if path[:n] in sources:
+            return sources[path[:n]]
+    return DEFAULT
 
 
 def _mask(problems: list[str], secrets: set[str]) -> list[str]:
