@@ -293,11 +293,7 @@ class Application:
     def force(self, reason: str = "forced") -> None:
         """Cancel what is left of the shutdown (a second signal): remaining stops are cancelled."""
         self._forced = True
-        if self._requested is None:
-            self._requested = (ExitCode.FORCED, reason)
-        if self.lifecycle is not None and self.lifecycle.state is LifecycleState.STARTING:
-            self._aborted = True
-            self.lifecycle.abort_start(reason)
+        self._request(ExitCode.FORCED, reason)  # aborts a startup in progress too
         if self._stop_scope is not None:
             self._stop_scope.cancel()
 
@@ -400,9 +396,7 @@ class Application:
         if self._left_behind():
             # a stop stuck in a worker thread would hold the interpreter's exit until it returns;
             # the logs are flushed already, so end the process if it is still here shortly
-            timer = threading.Timer(LEFT_BEHIND_EXIT_AFTER, _exit_now, (code,))
-            timer.daemon = True
-            timer.start()
+            _daemon_timer(LEFT_BEHIND_EXIT_AFTER, _exit_now, code)
         return code
 
     def _left_behind(self) -> bool:
@@ -470,9 +464,7 @@ class Application:
     def _arm(self, seconds: float, code: int, why: str) -> None:
         """Exit the process after ``seconds`` even if the event loop is stuck; logs flushed first."""
         self._disarm()
-        self._watchdog = threading.Timer(seconds, self._hard_exit, (code, why))
-        self._watchdog.daemon = True
-        self._watchdog.start()
+        self._watchdog = _daemon_timer(seconds, self._hard_exit, code, why)
 
     def _disarm(self) -> None:
         if self._watchdog is not None:
@@ -489,9 +481,7 @@ class Application:
         finally:
             if self._log is not None:
                 self._log.flush_sync()
-            sys.stdout.flush()
-            sys.stderr.flush()
-            os._exit(code)
+            _exit_now(code)
 
     # -- CLI ------------------------------------------------------------------------------------
 
@@ -501,6 +491,14 @@ class Application:
         from framework.cli import run_application
 
         sys.exit(run_application(cls, argv))
+
+
+def _daemon_timer(seconds: float, function: Any, *args: Any) -> threading.Timer:
+    """A started timer thread that does not keep the process alive."""
+    timer = threading.Timer(seconds, function, args)
+    timer.daemon = True
+    timer.start()
+    return timer
 
 
 def _exit_now(code: int) -> None:

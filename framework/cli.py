@@ -19,7 +19,7 @@ import click
 from framework.application import Application
 from framework.budget import check_budget
 from framework.config import parse_override
-from framework.errors import ConfigError, GraphError, StartupError, TargetError
+from framework.errors import ConfigError, GraphError, TargetError
 from framework.exitcode import ExitCode
 
 __all__ = ("cli", "load_target", "main", "run_application")
@@ -289,7 +289,4 @@ def run_application(cls: type[Application], argv: Sequence[str] | None = None) -
 
 def main() -> None:
     """Console script entry point."""
-    try:
-        cli.main(standalone_mode=True)
-    except StartupError:
-        sys.exit(ExitCode.FAILURE)
+    cli.main(standalone_mode=True)

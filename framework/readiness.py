@@ -23,7 +23,6 @@ class Readiness:
 
     def __init__(self) -> None:
         self.state = AppState.STARTING
-        self.services: dict[str, str] = {}
 
     @property
     def ready(self) -> bool:

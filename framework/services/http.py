@@ -271,10 +271,9 @@ class HttpService(Service):
         settings = self.settings
         self._socket = sock = _listen(settings.host, settings.port, settings.backlog)
         self._port = int(sock.getsockname()[1])
+        # access_log is applied through the protocol class (see _protocol), not Config, which
+        # would silence the shared "uvicorn.access" logger for every server in the process
         config = uvicorn.Config(self.asgi, **self._uvicorn_options())
-        # set after construction: uvicorn.Config(access_log=False) would silence the
-        # "uvicorn.access" logger for every server in the process, not only this one
-        config.access_log = settings.access_log
         self._done = done = anyio.Event()
         settled = anyio.Event()  # uvicorn is listening, or gave up
         self._server = server = _server_class()(config, settled.set)

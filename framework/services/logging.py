@@ -168,32 +168,26 @@ def setup_logging(settings: LoggingSettings, secrets: Iterable[str] = ()) -> Log
             pass
     logger.configure(patcher=patch)
     fmt: Callable[[Record], str] = _json if settings.format == "json" else _text
+    # diagnose=False: tracebacks never show variable values (they could hold secrets)
+    common: dict[str, Any] = {
+        "level": settings.level,
+        "format": fmt,
+        "enqueue": settings.enqueue,
+        "backtrace": False,
+        "diagnose": False,
+    }
     ids: list[int] = []
     if settings.stderr:
-        ids.append(
-            logger.add(
-                sys.stderr,
-                level=settings.level,
-                format=fmt,
-                enqueue=settings.enqueue,
-                colorize=False,
-                backtrace=False,
-                diagnose=False,
-            )
-        )
+        ids.append(logger.add(sys.stderr, colorize=False, **common))
     if settings.file is not None:
         settings.file.parent.mkdir(parents=True, exist_ok=True)
         ids.append(
             logger.add(
                 settings.file,
-                level=settings.level,
-                format=fmt,
-                enqueue=settings.enqueue,
                 rotation=settings.rotation,
                 retention=settings.retention,
                 encoding="utf-8",
-                backtrace=False,
-                diagnose=False,
+                **common,
             )
         )
     root = logging.getLogger()
