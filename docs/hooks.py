@@ -27,6 +27,8 @@ from typing import Any
 from pydantic import BaseModel
 from pydantic.fields import FieldInfo
 
+from framework.defaults import _dict_value_model, _model_of
+
 __all__ = ("api_reference", "cli_reference", "on_page_markdown", "settings_reference")
 
 
@@ -155,63 +157,41 @@ def _type_name(annotation: Any) -> str:
     return getattr(annotation, "__name__", str(annotation))
 
 
-def _model_of(annotation: Any) -> type[BaseModel] | None:
-    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
-        return annotation
-    return None
-
-
-def _dict_value_model(annotation: Any) -> type[BaseModel] | None:
-    if typing.get_origin(annotation) is dict:
-        args = typing.get_args(annotation)
-        return _model_of(args[1]) if len(args) == 2 else None
-    return None
-
-
 # -- CLI ------------------------------------------------------------------------------------------
 
 
-def cli_reference() -> str:
-    """Every command of ``framework``: usage, help and a table of options, from click itself."""
+def _commands() -> Iterator[tuple[Any, Any]]:
+    """Every command of ``framework`` with its click context, depth first."""
     import click
 
     from framework.cli import cli
 
-    out: list[str] = []
-
-    def visit(command: click.Command, parent: click.Context | None, name: str) -> None:
+    def visit(
+        command: click.Command, parent: click.Context | None, name: str
+    ) -> Iterator[tuple[click.Command, click.Context]]:
         ctx = click.Context(command, info_name=name, parent=parent, **command.context_settings)
-        if not command.hidden:
-            out.extend(_command_section(command, ctx))
+        yield command, ctx
         if isinstance(command, click.Group):
             for sub in command.list_commands(ctx):
                 child = command.get_command(ctx, sub)
                 if child is not None:
-                    visit(child, ctx, sub)
+                    yield from visit(child, ctx, sub)
 
-    visit(cli, None, "framework")
+    yield from visit(cli, None, "framework")
+
+
+def cli_reference() -> str:
+    """Every command of ``framework``: usage, help and a table of options, from click itself."""
+    out: list[str] = []
+    for command, ctx in _commands():
+        if not command.hidden:
+            out.extend(_command_section(command, ctx))
     return "\n".join(out).rstrip() + "\n"
 
 
 def cli_commands() -> list[str]:
     """Full names of every command, e.g. ``framework config show``."""
-    import click
-
-    from framework.cli import cli
-
-    names: list[str] = []
-
-    def visit(command: click.Command, parent: click.Context | None, name: str) -> None:
-        ctx = click.Context(command, info_name=name, parent=parent)
-        names.append(ctx.command_path)
-        if isinstance(command, click.Group):
-            for sub in command.list_commands(ctx):
-                child = command.get_command(ctx, sub)
-                if child is not None:
-                    visit(child, ctx, sub)
-
-    visit(cli, None, "framework")
-    return names
+    return [ctx.command_path for _, ctx in _commands()]
 
 
 def _command_section(command: Any, ctx: Any) -> list[str]:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import socket
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from typing import Any
@@ -86,13 +85,6 @@ async def fetch(client: httpx.AsyncClient, url: str, results: list[int | str]) -
         results.append(type(exc).__name__)
     else:
         results.append(response.status_code)
-
-
-def free_port() -> int:
-    """A TCP port on 127.0.0.1 that was free a moment ago."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 SIGTERM_APP = '''

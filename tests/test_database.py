@@ -33,7 +33,8 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, async_sessionma
 from framework import Application, FrameworkError, Service, ServiceState, Settings, StartupError
 from framework.events import Outcome
 from framework.services import DatabaseService, DatabaseSettings
-from tests.postgres import PostgresServer, find_bindir, free_port
+from tests._process import free_port
+from tests.postgres import PostgresServer, find_bindir
 
 REPO = Path(__file__).resolve().parent.parent
 OBSERVER = "framework-tests-observer"
@@ -370,8 +371,10 @@ def pg_settings(tmp_path: Path, server: PostgresServer, name: str, **more: Any) 
     return settings_for(tmp_path, server.url, **{"database.connect_args": connect_args, **more})
 
 
-class CommitsInStop(Service):
-    """Holds a transaction open from start(); its stop() adds a row and commits."""
+class OpensATransaction(Service):
+    """Opens a connection in start() and leaves a transaction open with one row in it."""
+
+    row = "from start"
 
     def __init__(self, db: DatabaseService, table: str) -> None:
         self.db, self.table = db, table
@@ -380,7 +383,11 @@ class CommitsInStop(Service):
     async def start(self) -> None:
         self.connection = await self.db.engine.connect()
         await self.connection.begin()
-        await self.connection.execute(text(f"INSERT INTO {self.table} VALUES ('from start')"))
+        await self.connection.execute(text(f"INSERT INTO {self.table} VALUES ('{self.row}')"))
+
+
+class CommitsInStop(OpensATransaction):
+    """Holds a transaction open from start(); its stop() adds a row and commits."""
 
     async def stop(self) -> None:
         if self.connection is not None:
@@ -403,17 +410,10 @@ class WritesInRun(Service):
             await anyio.sleep_forever()
 
 
-class ForgetsItsConnection(Service):
+class ForgetsItsConnection(OpensATransaction):
     """A bug: opens a transaction in start() and never commits nor closes it."""
 
-    def __init__(self, db: DatabaseService, table: str) -> None:
-        self.db, self.table = db, table
-        self.connection: AsyncConnection | None = None
-
-    async def start(self) -> None:
-        self.connection = await self.db.engine.connect()
-        await self.connection.begin()
-        await self.connection.execute(text(f"INSERT INTO {self.table} VALUES ('forgotten')"))
+    row = "forgotten"
 
 
 @pytest.mark.postgres

@@ -31,8 +31,9 @@ from framework.events import Outcome
 from framework.readiness import AppState
 from framework.services import HttpService, HttpSettings
 from framework.services.http import HttpServiceError, ListenError, RequestsCutOffError
+from tests._process import free_port
 
-from ._http_helpers import SIGTERM_APP, Gate, api, app_class, fetch, free_port, wait_until
+from ._http_helpers import SIGTERM_APP, Gate, api, app_class, fetch, wait_until
 
 pytestmark = pytest.mark.anyio
 

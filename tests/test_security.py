@@ -5,7 +5,6 @@ from __future__ import annotations
 import contextlib
 import importlib.util
 import signal
-import time
 import urllib.request
 from pathlib import Path
 
@@ -15,8 +14,7 @@ from hypothesis import strategies as st
 
 from framework.cli import load_target
 from framework.errors import TargetError
-from tests._process import free_port, run_cli, spawn
-from tests.sample_apps import read_journal
+from tests._process import free_port, run_cli, spawn, wait_for
 
 PLANTED = "pl4nted-S3CRET-value"
 
@@ -49,9 +47,7 @@ def test_a_planted_secret_appears_in_no_output(tmp_path: Path) -> None:
         args += ["--set", s]
     proc = spawn(tmp_path, *args, env=env)
     try:
-        deadline = time.monotonic() + 30
-        while "app ready" not in read_journal(journal) and time.monotonic() < deadline:
-            time.sleep(0.05)
+        wait_for(journal, "app ready", timeout=30)
         readyz = get(f"http://127.0.0.1:{port}/readyz")
         metrics = get(f"http://127.0.0.1:{port}/metrics")
         proc.send_signal(signal.SIGTERM)

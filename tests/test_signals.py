@@ -85,7 +85,8 @@ def test_second_signal_while_a_stop_hangs_exits_130_within_a_second(
 
 
 def test_second_signal_while_a_stop_blocks_in_a_thread_still_exits_130(tmp_path: Path) -> None:
-    """A stop stuck in a worker thread cannot be cancelled: the watchdog exits after flushing logs."""
+    """A stop stuck in a worker thread cannot be cancelled: it is left behind, the logs are flushed,
+    and the process ends shortly after."""
     proc = spawn(
         tmp_path,
         "behaviour.stop_delay.b=60",
