@@ -17,9 +17,8 @@ from __future__ import annotations
 
 import difflib
 import os
-import re
 import tomllib
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Generic, TypeVar
@@ -35,6 +34,15 @@ from pydantic_settings import (
 )
 
 from framework.errors import ConfigError
+from framework.secrets import (
+    Path_,
+    flatten,
+    is_secret_key,
+    mask_text,
+    redact,
+    secrets_in,
+    secrets_of,
+)
 from framework.settings import Settings
 
 __all__ = (
@@ -45,16 +53,10 @@ __all__ = (
     "load_settings",
     "parse_override",
     "redact",
+    "secrets_of",
 )
 
 S = TypeVar("S", bound=Settings)
-Path_ = tuple[str, ...]
-
-SECRET_MASK = "**********"  # noqa: S105 (the mask, not a secret)
-_URL_PASSWORD = re.compile(
-    r"(?P<head>[A-Za-z][A-Za-z0-9+.\-]*://[^:/@\s]*:)(?P<pw>[^@\s]+)(?P<at>@)"
-)
-_SECRET_WORDS = ("password", "passwd", "secret", "token", "api_key", "apikey", "private_key")
 
 
 @dataclass(frozen=True)
@@ -188,7 +190,8 @@ def load_settings(
         named = list(section) if isinstance(section, Mapping) else []
         problems.extend(unknown_services(named, list(services), sources))
     if problems or settings is None:
-        raise ConfigError(_mask(problems, _raw_secrets(settings_class, merged)))
+        secrets = _raw_secrets(settings_class, merged)
+        raise ConfigError([mask_text(problem, secrets) for problem in problems])
     return LoadedSettings(settings, sources, env, tuple(files))
 
 
@@ -221,31 +224,6 @@ def parse_override(text: str) -> tuple[str, Any]:
     except tomllib.TOMLDecodeError:
         value = raw.strip()
     return key, value
-
-
-def flatten(value: Any, path: Path_ = ()) -> Iterator[tuple[Path_, Any]]:
-    """Leaves of nested dicts as (path, value); an empty dict is a leaf."""
-    if isinstance(value, Mapping) and value:
-        for k, v in value.items():
-            yield from flatten(v, (*path, str(k)))
-    else:
-        yield path, value
-
-
-def redact(value: Any, path: Path_ = ()) -> Any:
-    """A value safe to print: secrets masked, passwords in URLs masked."""
-    if isinstance(value, SecretStr | SecretBytes):
-        return SECRET_MASK if value.get_secret_value() else ""
-    if _secret_key(path) and value:
-        return SECRET_MASK
-    if isinstance(value, str):
-        return _URL_PASSWORD.sub(lambda m: f"{m['head']}***{m['at']}", value)
-    return value
-
-
-def secrets_of(settings: BaseModel) -> set[str]:
-    """Every secret string in ``settings`` (SecretStr values, passwords in URLs), to mask in logs."""
-    return _secrets_in(flatten(settings.model_dump(mode="python")))
 
 
 # -- helpers --------------------------------------------------------------------------------------
@@ -362,7 +340,7 @@ def _describe(
             hint = _did_you_mean(loc[-1], choices)
             out.append(f"{key}: unknown setting{hint} (from {source})")
             continue
-        secret = annotation in (SecretStr, SecretBytes) or _secret_key(loc)
+        secret = annotation in (SecretStr, SecretBytes) or is_secret_key(loc)
         value = "value hidden" if secret else f"{_show(error.get('input'))} is invalid"
         out.append(f"{key}: {value}: {error['msg']} (from {source})")
     return out
@@ -374,27 +352,7 @@ def _raw_secrets(settings_class: type[Settings], merged: Mapping[str, Any]) -> s
     def secret_field(path: Path_) -> bool:
         return _model_at(settings_class, path)[1] in (SecretStr, SecretBytes)
 
-    return _secrets_in(flatten(merged), secret_field)
-
-
-def _secrets_in(
-    leaves: Iterable[tuple[Path_, Any]], secret_field: Callable[[Path_], bool] = lambda _: False
-) -> set[str]:
-    """The secret strings among ``leaves``: SecretStr values, values of secret fields or secret
-    names, and passwords in URLs."""
-    found: set[str] = set()
-    for path, value in leaves:
-        if isinstance(value, SecretStr):
-            found.add(value.get_secret_value())
-        elif isinstance(value, str) and value:
-            if _secret_key(path) or secret_field(path):
-                found.add(value)
-            found.update(m["pw"] for m in _URL_PASSWORD.finditer(value))
-    return {s for s in found if len(s) >= 3}
-
-
-def _secret_key(path: Path_) -> bool:
-    return bool(path) and any(word in path[-1].lower() for word in _SECRET_WORDS)
+    return secrets_in(flatten(merged), secret_field)
 
 
 def _source_of(sources: Mapping[Path_, Source], path: Path_) -> Source:
@@ -403,15 +361,6 @@ def _source_of(sources: Mapping[Path_, Source], path: Path_) -> Source:
         if path[:n] in sources:
             return sources[path[:n]]
     return DEFAULT
-
-
-def _mask(problems: list[str], secrets: set[str]) -> list[str]:
-    out = []
-    for problem in problems:
-        for secret in sorted(secrets, key=len, reverse=True):
-            problem = problem.replace(secret, SECRET_MASK)
-        out.append(problem)
-    return out
 
 
 def _show(value: Any) -> str:

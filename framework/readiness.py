@@ -1,10 +1,19 @@
-"""Readiness: the application's view of whether it should receive traffic."""
+"""Readiness: the application's view of whether it should receive traffic.
+
+The runner owns one `Readiness` per application and moves it along the lifecycle events; the HTTP
+service answers ``/readyz`` from it and reads its `ShutdownNotice`. It knows nothing of the runner.
+"""
 
 from __future__ import annotations
 
 import enum
+import time
+from dataclasses import dataclass
+from typing import Any
 
-__all__ = ("AppState", "Readiness")
+import anyio
+
+__all__ = ("AppState", "Readiness", "ShutdownNotice", "Unhealthy")
 
 
 class AppState(enum.StrEnum):
@@ -14,16 +23,77 @@ class AppState(enum.StrEnum):
     STOPPED = "stopped"
 
 
-class Readiness:
-    """``starting -> ready -> shutting down -> stopped``; ready only in ``ready``.
+class ShutdownNotice:
+    """Set once, at the first moment of shutdown; ``is_set()`` and ``await wait()``.
 
-    Owned by the application; the HTTP service answers ``/readyz`` from it. It flips to
-    ``shutting down`` at the first moment of shutdown, before the shutdown delay.
+    Passed to the ASGI app as ``scope["extensions"]["framework.shutdown"]`` so that streams and
+    websocket handlers can finish on their own. Set it from the event loop's thread.
+    """
+
+    def __init__(self) -> None:
+        self._set = False
+        self._waiters: list[anyio.Event] = []
+
+    def is_set(self) -> bool:
+        return self._set
+
+    async def wait(self) -> None:
+        """Return once shutdown has begun (at once if it already has)."""
+        if self._set:
+            return
+        event = anyio.Event()
+        self._waiters.append(event)
+        await event.wait()
+
+    def set(self) -> None:
+        if self._set:
+            return
+        self._set = True
+        waiters, self._waiters = self._waiters, []
+        for event in waiters:
+            event.set()
+
+
+@dataclass(frozen=True)
+class Unhealthy:
+    """Why a service is not ready although it started: a failed health check, or a restart."""
+
+    reason: str
+    since: float  # wall-clock time (time.time())
+
+
+class Readiness:
+    """``starting -> ready -> shutting down -> stopped``; ready only in ``ready`` and while no
+    service is unhealthy or restarting.
+
+    It flips to ``shutting down`` (and sets `shutdown`) at the first moment of shutdown, before the
+    shutdown delay.
     """
 
     def __init__(self) -> None:
         self.state = AppState.STARTING
+        self.shutdown = ShutdownNotice()
+        self.unhealthy: dict[str, Unhealthy] = {}
 
     @property
     def ready(self) -> bool:
-        return self.state is AppState.READY
+        return self.state is AppState.READY and not self.unhealthy
+
+    def set_state(self, state: AppState) -> None:
+        self.state = state
+        if state in (AppState.SHUTTING_DOWN, AppState.STOPPED):
+            self.shutdown.set()
+
+    def mark_unhealthy(self, service: str, reason: str) -> None:
+        if service not in self.unhealthy:
+            self.unhealthy[service] = Unhealthy(reason, time.time())
+
+    def mark_healthy(self, service: str) -> None:
+        self.unhealthy.pop(service, None)
+
+    def details(self) -> dict[str, Any]:
+        """Which services keep the application from being ready, and since when."""
+        return {
+            name: {"reason": u.reason, "since": round(u.since, 3)}
+            for name, u in sorted(self.unhealthy.items())
+        }

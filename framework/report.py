@@ -7,8 +7,8 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from framework.config import redact
 from framework.lifecycle import ServiceRecord
+from framework.secrets import redact
 
 __all__ = ("render_timeline", "timeline", "write_report")
 

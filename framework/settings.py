@@ -1,19 +1,26 @@
 """`Settings`: the framework's configuration model; applications subclass it to add sections.
 
 Values are loaded by `framework.config.load_settings` from files, ``.env``, environment variables and
-overrides (see that module for the precedence).
+overrides (see that module for the precedence). The settings models of the built-in services live
+here too (their service modules re-export them): pure models that import nothing of the framework.
 """
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict, Field
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
-from framework.services.database import DatabaseSettings
-from framework.services.http import HttpSettings
-from framework.services.logging import LoggingSettings
-
-__all__ = ("LifecycleSettings", "ServiceSettings", "Settings")
+__all__ = (
+    "DatabaseSettings",
+    "HttpSettings",
+    "LifecycleSettings",
+    "LoggingSettings",
+    "ServiceSettings",
+    "Settings",
+)
 
 
 class LifecycleSettings(BaseModel):
@@ -50,6 +57,107 @@ class ServiceSettings(BaseModel):
 
     start_timeout: float | None = Field(None, gt=0, description="Bound for this service's start().")
     stop_timeout: float | None = Field(None, gt=0, description="Bound for this service's stop().")
+
+
+class HttpSettings(BaseModel):
+    """Settings section ``http``."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    host: str = Field(
+        "127.0.0.1", description="Interface to bind; 0.0.0.0 to accept outside traffic."
+    )
+    port: int = Field(8000, ge=0, le=65535, description="TCP port; 0 picks a free one.")
+    # Embedded, uvicorn serves on the application's event loop: `loop` is passed on but has no
+    # effect (kept for configurations written for a standalone uvicorn).
+    loop: Literal["auto", "asyncio", "uvloop"] = Field("auto", description="uvicorn event loop.")
+    http: Literal["auto", "h11", "httptools"] = Field(
+        "auto", description="HTTP/1.1 implementation."
+    )
+    timeout_keep_alive: float = Field(
+        5.0, gt=0, description="Seconds an idle keep-alive connection stays open."
+    )
+    backlog: int = Field(2048, gt=0, description="Listen backlog of the socket.")
+    limit_concurrency: int | None = Field(
+        None, gt=0, description="Answer 503 above this many concurrent connections."
+    )
+    proxy_headers: bool = Field(False, description="Trust X-Forwarded-* from forwarded_allow_ips.")
+    forwarded_allow_ips: str = Field(
+        "127.0.0.1", description="Comma-separated proxies trusted for proxy headers."
+    )
+    root_path: str = Field("", description="ASGI root_path when served under a path prefix.")
+    access_log: bool = Field(True, description="Log one line per request.")
+    livez_path: str = Field(
+        "/livez", description="Liveness probe path: 200 while the event loop runs."
+    )
+    readyz_path: str = Field(
+        "/readyz", description="Readiness probe path: 200 only when every service has started."
+    )
+    readyz_details: bool = Field(
+        False, description="Include each service's state in the /readyz JSON body."
+    )
+    metrics_path: str | None = Field(
+        None, description="Serve Prometheus metrics at this path; None: off."
+    )
+
+    @field_validator("livez_path", "readyz_path", "metrics_path")
+    @classmethod
+    def _absolute_path(cls, value: str | None) -> str | None:
+        if value is not None and not value.startswith("/"):
+            raise ValueError(f"must start with '/', like '/{value}'")
+        return value
+
+
+# -- errors ---------------------------------------------------------------------------------------
+
+
+class DatabaseSettings(BaseModel):
+    """Settings section ``database``."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    url: str = Field(
+        "sqlite+aiosqlite:///./app.db",
+        description="SQLAlchemy async URL; the password is never printed.",
+    )
+    pool_size: int = Field(5, ge=1, description="Connections kept open in the pool.")
+    max_overflow: int = Field(10, ge=0, description="Extra connections allowed above pool_size.")
+    pool_timeout: float = Field(30.0, gt=0, description="Seconds to wait for a free connection.")
+    pool_recycle: float = Field(
+        -1, description="Seconds after which a connection is replaced; -1: never."
+    )
+    pool_pre_ping: bool = Field(True, description="Test connections on checkout.")
+    echo: bool = Field(False, description="Log every SQL statement.")
+    connect_args: dict[str, Any] = Field(
+        default_factory=dict, description="Passed to the DBAPI connect()."
+    )
+    health_timeout: float = Field(
+        2.0, gt=0, description="Seconds health() waits for SELECT 1 before reporting unhealthy."
+    )
+
+
+class LoggingSettings(BaseModel):
+    """Settings section ``logging``."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    level: Literal["TRACE", "DEBUG", "INFO", "SUCCESS", "WARNING", "ERROR", "CRITICAL"] = Field(
+        "INFO", description="Lowest level written."
+    )
+    format: Literal["text", "json"] = Field(
+        "text", description="text for people, json (one object per line) for collectors."
+    )
+    stderr: bool = Field(True, description="Write to standard error.")
+    file: Path | None = Field(None, description="Also write to this file; None: no file.")
+    rotation: str | None = Field(None, description="Rotate the file, e.g. '100 MB' or '1 day'.")
+    retention: str | None = Field(
+        None, description="Delete rotated files, e.g. '7 days' or '10 files'."
+    )
+    enqueue: bool = Field(False, description="Write from a background thread (drained at exit).")
+    stdlib: bool = Field(
+        True,
+        description="Route the standard logging module (uvicorn, SQLAlchemy, ...) into loguru.",
+    )
 
 
 class Settings(BaseSettings):

@@ -27,10 +27,11 @@ import threading
 from typing import TYPE_CHECKING, Any
 
 import anyio
-from pydantic import BaseModel, ConfigDict, Field
 
 from framework.errors import FrameworkError
+from framework.secrets import redact
 from framework.service import Service
+from framework.settings import DatabaseSettings
 
 if TYPE_CHECKING:
     from loguru import Logger
@@ -45,31 +46,6 @@ DISPOSE_GRACE = 1.0
 bound expired (shielded from the cancellation)."""
 
 _QUEUE_POOL_OPTIONS = ("pool_size", "max_overflow", "pool_timeout")
-
-
-class DatabaseSettings(BaseModel):
-    """Settings section ``database``."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    url: str = Field(
-        "sqlite+aiosqlite:///./app.db",
-        description="SQLAlchemy async URL; the password is never printed.",
-    )
-    pool_size: int = Field(5, ge=1, description="Connections kept open in the pool.")
-    max_overflow: int = Field(10, ge=0, description="Extra connections allowed above pool_size.")
-    pool_timeout: float = Field(30.0, gt=0, description="Seconds to wait for a free connection.")
-    pool_recycle: float = Field(
-        -1, description="Seconds after which a connection is replaced; -1: never."
-    )
-    pool_pre_ping: bool = Field(True, description="Test connections on checkout.")
-    echo: bool = Field(False, description="Log every SQL statement.")
-    connect_args: dict[str, Any] = Field(
-        default_factory=dict, description="Passed to the DBAPI connect()."
-    )
-    health_timeout: float = Field(
-        2.0, gt=0, description="Seconds health() waits for SELECT 1 before reporting unhealthy."
-    )
 
 
 class DatabaseService(Service):
@@ -371,9 +347,7 @@ class _CheckedOut:
 
 
 def _safe(text: str) -> str:
-    """``text`` with any password in a URL masked (imported late: config imports this module)."""
-    from framework.config import redact
-
+    """``text`` with any password in a URL masked."""
     return str(redact(text))
 
 

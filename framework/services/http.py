@@ -32,14 +32,14 @@ import math
 import socket
 import time
 from collections.abc import Awaitable, Callable, Iterator, MutableMapping
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any
 
 import anyio
-from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from framework.errors import FrameworkError
 from framework.readiness import AppState
 from framework.service import Service
+from framework.settings import HttpSettings
 
 if TYPE_CHECKING:
     import uvicorn
@@ -75,58 +75,6 @@ _METHODS = frozenset(
     {"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "TRACE", "CONNECT"}
 )
 _CUT_OFF_BODY = b"cut off: the server is shutting down\n"
-
-
-class HttpSettings(BaseModel):
-    """Settings section ``http``."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    host: str = Field(
-        "127.0.0.1", description="Interface to bind; 0.0.0.0 to accept outside traffic."
-    )
-    port: int = Field(8000, ge=0, le=65535, description="TCP port; 0 picks a free one.")
-    # Embedded, uvicorn serves on the application's event loop: `loop` is passed on but has no
-    # effect (kept for configurations written for a standalone uvicorn).
-    loop: Literal["auto", "asyncio", "uvloop"] = Field("auto", description="uvicorn event loop.")
-    http: Literal["auto", "h11", "httptools"] = Field(
-        "auto", description="HTTP/1.1 implementation."
-    )
-    timeout_keep_alive: float = Field(
-        5.0, gt=0, description="Seconds an idle keep-alive connection stays open."
-    )
-    backlog: int = Field(2048, gt=0, description="Listen backlog of the socket.")
-    limit_concurrency: int | None = Field(
-        None, gt=0, description="Answer 503 above this many concurrent connections."
-    )
-    proxy_headers: bool = Field(False, description="Trust X-Forwarded-* from forwarded_allow_ips.")
-    forwarded_allow_ips: str = Field(
-        "127.0.0.1", description="Comma-separated proxies trusted for proxy headers."
-    )
-    root_path: str = Field("", description="ASGI root_path when served under a path prefix.")
-    access_log: bool = Field(True, description="Log one line per request.")
-    livez_path: str = Field(
-        "/livez", description="Liveness probe path: 200 while the event loop runs."
-    )
-    readyz_path: str = Field(
-        "/readyz", description="Readiness probe path: 200 only when every service has started."
-    )
-    readyz_details: bool = Field(
-        False, description="Include each service's state in the /readyz JSON body."
-    )
-    metrics_path: str | None = Field(
-        None, description="Serve Prometheus metrics at this path; None: off."
-    )
-
-    @field_validator("livez_path", "readyz_path", "metrics_path")
-    @classmethod
-    def _absolute_path(cls, value: str | None) -> str | None:
-        if value is not None and not value.startswith("/"):
-            raise ValueError(f"must start with '/', like '/{value}'")
-        return value
-
-
-# -- errors ---------------------------------------------------------------------------------------
 
 
 class HttpServiceError(FrameworkError):

@@ -14,11 +14,11 @@ import sys
 import threading
 from collections.abc import Callable, Iterable
 from datetime import UTC
-from pathlib import Path
 from types import FrameType
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from framework.secrets import mask_text
+from framework.settings import LoggingSettings
 
 if TYPE_CHECKING:
     from loguru import Logger, Record
@@ -27,32 +27,8 @@ if TYPE_CHECKING:
 
 __all__ = ("LogSink", "LoggingSettings", "setup_logging")
 
-_MASK = "**********"
+
 _fallback_id = -1
-
-
-class LoggingSettings(BaseModel):
-    """Settings section ``logging``."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    level: Literal["TRACE", "DEBUG", "INFO", "SUCCESS", "WARNING", "ERROR", "CRITICAL"] = Field(
-        "INFO", description="Lowest level written."
-    )
-    format: Literal["text", "json"] = Field(
-        "text", description="text for people, json (one object per line) for collectors."
-    )
-    stderr: bool = Field(True, description="Write to standard error.")
-    file: Path | None = Field(None, description="Also write to this file; None: no file.")
-    rotation: str | None = Field(None, description="Rotate the file, e.g. '100 MB' or '1 day'.")
-    retention: str | None = Field(
-        None, description="Delete rotated files, e.g. '7 days' or '10 files'."
-    )
-    enqueue: bool = Field(False, description="Write from a background thread (drained at exit).")
-    stdlib: bool = Field(
-        True,
-        description="Route the standard logging module (uvicorn, SQLAlchemy, ...) into loguru.",
-    )
 
 
 class _InterceptHandler(logging.Handler):
@@ -150,15 +126,10 @@ def setup_logging(settings: LoggingSettings, secrets: Iterable[str] = ()) -> Log
     """Configure loguru from ``settings``; mask every string in ``secrets`` in every record."""
     from loguru import logger
 
-    masked = sorted({s for s in secrets if s}, key=len, reverse=True)
+    masked = {s for s in secrets if s}
 
     def patch(record: Record) -> None:
-        if masked:
-            message = record["message"]
-            for secret in masked:
-                if secret in message:
-                    message = message.replace(secret, _MASK)
-            record["message"] = message
+        record["message"] = mask_text(record["message"], masked)
 
     global _fallback_id
     for default in (0, _fallback_id):  # loguru's default handler, or ours from a previous flush

@@ -1,0 +1,94 @@
+"""Secrets: finding them in settings, masking them in text, redacting values for display.
+
+One module that every output path uses (logging, the report, CLI errors, config show), so a secret
+is recognised the same way everywhere: a `SecretStr`/`SecretBytes` value, the value of a field whose
+name says it is secret (``password``, ``token``, ...), and the password of any URL (``user:pw@``).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from typing import Any
+
+from pydantic import BaseModel, SecretBytes, SecretStr
+
+__all__ = (
+    "SECRET_MASK",
+    "Path_",
+    "flatten",
+    "is_secret_key",
+    "mask_text",
+    "redact",
+    "secrets_in",
+    "secrets_of",
+    "url_passwords",
+)
+
+Path_ = tuple[str, ...]
+
+SECRET_MASK = "**********"  # noqa: S105 (the mask, not a secret)
+_URL_PASSWORD = re.compile(
+    r"(?P<head>[A-Za-z][A-Za-z0-9+.\-]*://[^:/@\s]*:)(?P<pw>[^@\s]+)(?P<at>@)"
+)
+_SECRET_WORDS = ("password", "passwd", "secret", "token", "api_key", "apikey", "private_key")
+_SHORTEST = 3  # shorter strings are too common to mask without mangling ordinary text
+
+
+def flatten(value: Any, path: Path_ = ()) -> Iterator[tuple[Path_, Any]]:
+    """Leaves of nested dicts as (path, value); an empty dict is a leaf."""
+    if isinstance(value, Mapping) and value:
+        for k, v in value.items():
+            yield from flatten(v, (*path, str(k)))
+    else:
+        yield path, value
+
+
+def is_secret_key(path: Path_) -> bool:
+    """Whether the last part of a dotted key names a secret (``password``, ``api_key``, ...)."""
+    return bool(path) and any(word in path[-1].lower() for word in _SECRET_WORDS)
+
+
+def url_passwords(text: str) -> set[str]:
+    """The passwords of every ``scheme://user:password@`` URL in ``text``."""
+    return {m["pw"] for m in _URL_PASSWORD.finditer(text)}
+
+
+def redact(value: Any, path: Path_ = ()) -> Any:
+    """A value safe to print: secrets masked, passwords in URLs masked."""
+    if isinstance(value, SecretStr | SecretBytes):
+        return SECRET_MASK if value.get_secret_value() else ""
+    if is_secret_key(path) and value:
+        return SECRET_MASK
+    if isinstance(value, str):
+        return _URL_PASSWORD.sub(lambda m: f"{m['head']}***{m['at']}", value)
+    return value
+
+
+def secrets_in(
+    leaves: Iterable[tuple[Path_, Any]], secret_field: Callable[[Path_], bool] = lambda _: False
+) -> set[str]:
+    """The secret strings among ``leaves``: SecretStr values, values of secret fields or secret
+    names, and passwords in URLs."""
+    found: set[str] = set()
+    for path, value in leaves:
+        if isinstance(value, SecretStr):
+            found.add(value.get_secret_value())
+        elif isinstance(value, str) and value:
+            if is_secret_key(path) or secret_field(path):
+                found.add(value)
+            found.update(url_passwords(value))
+    return {s for s in found if len(s) >= _SHORTEST}
+
+
+def secrets_of(settings: BaseModel) -> set[str]:
+    """Every secret string in ``settings`` (SecretStr values, passwords in URLs), to mask."""
+    return secrets_in(flatten(settings.model_dump(mode="python")))
+
+
+def mask_text(text: str, secrets: Iterable[str]) -> str:
+    """``text`` with every one of ``secrets`` and every URL password replaced by the mask."""
+    for secret in sorted(secrets, key=len, reverse=True):
+        if secret in text:
+            text = text.replace(secret, SECRET_MASK)
+    return str(redact(text)) if "://" in text else text
