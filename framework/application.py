@@ -27,6 +27,7 @@ from dependency_injector.errors import NonCopyableArgumentError
 
 from framework._detached import DetachedTasks
 from framework.config import LoadedSettings, load_settings, secrets_of, unknown_services
+from framework.context import ServiceContext, ServiceView
 from framework.discovery import discover_graph, service_providers
 from framework.errors import ConfigError, FrameworkError, StartupError
 from framework.events import (
@@ -215,8 +216,8 @@ class Application:
         )
         for name, service in services.items():
             attach = getattr(service, "_framework_attach", None)
-            if callable(attach):  # built-in services learn their name and the application
-                attach(self, name)
+            if callable(attach):  # built-in services learn their name and the readiness
+                attach(ServiceContext(name, self.readiness, self.settings, self._service_views))
         if self._requested is not None:  # a signal arrived while services were being created
             self.exit_code = ExitCode.OK
             await self._finish()
@@ -232,7 +233,7 @@ class Application:
             self.exit_code = ExitCode.FAILURE
             await self._finish()
             raise
-        self.readiness.state = AppState.READY
+        self.readiness.set_state(AppState.READY)
         if self._requested is not None:  # requested while the last service was starting
             self._shutdown.set()
 
@@ -256,6 +257,14 @@ class Application:
                 raise StartupError([], message)
             services[name] = service
         return services
+
+    def _service_views(self) -> dict[str, ServiceView]:
+        if self.lifecycle is None:
+            return {}
+        return {
+            name: ServiceView(rec.service.state, rec.start_duration, rec.stop_duration)
+            for name, rec in self.lifecycle.records.items()
+        }
 
     def _on_crash(self, name: str, error: BaseException) -> None:
         self._crashed = True
@@ -312,7 +321,7 @@ class Application:
         from loguru import logger
 
         assert self.lifecycle is not None
-        self.readiness.state = AppState.SHUTTING_DOWN
+        self.readiness.set_state(AppState.SHUTTING_DOWN)
         if self._requested is None:
             self._requested = (ExitCode.OK, "stop requested")
         reason = self._requested[1]
@@ -351,7 +360,7 @@ class Application:
                 if rec.run_scope is not None:
                     rec.run_scope.cancel()
         with anyio.CancelScope(shield=True):
-            self.readiness.state = AppState.STOPPED
+            self.readiness.set_state(AppState.STOPPED)
             self._report()
             if self._log is not None:
                 log, self._log = self._log, None

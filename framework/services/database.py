@@ -39,6 +39,8 @@ if TYPE_CHECKING:
     from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
     from sqlalchemy.pool import ConnectionPoolEntry
 
+    from framework.context import ServiceContext
+
 __all__ = ("DISPOSE_GRACE", "DatabaseService", "DatabaseSettings")
 
 DISPOSE_GRACE = 1.0
@@ -67,11 +69,11 @@ class DatabaseService(Service):
 
         self._log: Logger = logger.bind(service="database", url=_safe(settings.url))
 
-    def _framework_attach(self, application: object, name: str) -> None:
-        """Called by `Application` before any service starts: log under the service's name."""
+    def _framework_attach(self, context: ServiceContext) -> None:
+        """Called by the application before any service starts: log under the service's name."""
         from loguru import logger
 
-        self._log = logger.bind(service=name, url=_safe(self.settings.url))
+        self._log = logger.bind(service=context.name, url=_safe(self.settings.url))
 
     # -- what the application uses --------------------------------------------------------------
 

@@ -47,7 +47,7 @@ if TYPE_CHECKING:
     from prometheus_client import CollectorRegistry
     from prometheus_client.metrics_core import Metric
 
-    from framework.application import Application
+    from framework.context import ServiceContext
 
 __all__ = (
     "ASGIApp",
@@ -119,7 +119,7 @@ class HttpService(Service):
         self.app = app
         self.settings = settings if settings is not None else HttpSettings()
         self.name = "http"
-        self._application: Application | None = None
+        self._context: ServiceContext | None = None
         self._front: _Front | None = None
         self._requests = _Requests()
         self._metrics = _Metrics(self) if self.settings.metrics_path is not None else None
@@ -177,8 +177,11 @@ class HttpService(Service):
     @property
     def status(self) -> AppState:
         """What ``/readyz`` reports: the application's state, or this server's when standalone."""
-        if self._application is not None:
-            return self._application.readiness.state
+        if self._context is not None:
+            readiness = self._context.readiness
+            if readiness.state is AppState.READY and not readiness.ready:
+                return AppState.STARTING  # a service is unhealthy or restarting
+            return readiness.state
         if self._done is not None and self._done.is_set():
             return AppState.STOPPED
         if self._stopping:
@@ -195,17 +198,19 @@ class HttpService(Service):
     def readiness_report(self) -> dict[str, Any]:
         """The ``/readyz`` details: the status and each service's state (no configuration)."""
         report: dict[str, Any] = {"status": self.status.value}
-        app = self._application
-        if app is not None and app.lifecycle is not None:
-            report["services"] = {
-                name: record.service.state.value for name, record in app.lifecycle.records.items()
-            }
+        if self._context is not None:
+            services = self._context.services()
+            if services:
+                report["services"] = {name: view.state.value for name, view in services.items()}
+            unhealthy = self._context.readiness.details()
+            if unhealthy:
+                report["unhealthy"] = unhealthy
         return report
 
-    def _framework_attach(self, application: Application, name: str) -> None:
-        """Called by `Application` before any service starts: readiness comes from it from now on."""
-        self._application = application
-        self.name = name
+    def _framework_attach(self, context: ServiceContext) -> None:
+        """Called by the application before any service starts: readiness comes from it now on."""
+        self._context = context
+        self.name = context.name
 
     # -- start ------------------------------------------------------------------------------------
 
@@ -544,19 +549,19 @@ class _LifecycleCollector:
         yield from self._families()
 
     def collect(self) -> Iterator[Metric]:
-        app = self.service._application
+        context = self.service._context
         state, start, stop = self._families()
         current = self.service.status
         for value in AppState:
             state.add_metric([value.value], 1.0 if value is current else 0.0)
         yield state
-        if app is None or app.lifecycle is None:
+        if context is None:
             return
-        for name, record in app.lifecycle.records.items():
-            if record.start_duration is not None:
-                start.add_metric([name], record.start_duration)
-            if record.stop_duration is not None:
-                stop.add_metric([name], record.stop_duration)
+        for name, view in context.services().items():
+            if view.start_seconds is not None:
+                start.add_metric([name], view.start_seconds)
+            if view.stop_seconds is not None:
+                stop.add_metric([name], view.stop_seconds)
         yield start
         yield stop
 
