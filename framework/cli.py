@@ -21,6 +21,7 @@ from framework.budget import check_budget
 from framework.config import parse_override
 from framework.errors import ConfigError, GraphError, TargetError
 from framework.exitcode import ExitCode
+from framework.template import NewCommand
 
 __all__ = ("cli", "load_target", "main", "run_application")
 
@@ -247,23 +248,18 @@ def graph(
             click.echo(f"{name} (layer {g.layer[name]}) <- depends on: {deps}")
 
 
-@cli.command()
+@cli.command(cls=NewCommand)
 @click.argument("name")
 @click.option("--output-dir", type=click.Path(file_okay=False, path_type=Path), default=Path("."))
 @click.option("--no-input", is_flag=True, help="Use defaults; ask nothing.")
 @click.option("--set", "sets", multiple=True, metavar="VAR=VALUE", help="Template variable.")
 def new(name: str, output_dir: Path, no_input: bool, sets: tuple[str, ...]) -> None:
     """Create a new service project NAME from the framework's template."""
-    from framework.template import render
+    from framework.template import parse_sets, render
 
     try:
-        path = render(
-            name,
-            output_dir=output_dir,
-            no_input=no_input,
-            extra=dict(s.split("=", 1) for s in sets if "=" in s),
-        )
-    except (ConfigError, FileExistsError, ValueError) as exc:
+        path = render(name, output_dir=output_dir, no_input=no_input, extra=parse_sets(sets))
+    except ConfigError as exc:
         _fail(exc)
         return
     click.echo(f"created {path}")
