@@ -9,8 +9,9 @@ def anyio_backend():
 
 @pytest.fixture
 def framework_overrides(tmp_path):
-    """Settings for every test: a throwaway database, quiet logs."""
+    """Settings for every test: {% if cookiecutter.include_database == "yes" %}a throwaway database, {% endif %}no shutdown delay, quiet logs."""
     return {
 {% if cookiecutter.include_database == "yes" %}        "database.url": f"sqlite+aiosqlite:///{tmp_path}/test.db",
-{% endif %}        "logging.level": "WARNING",
+{% endif %}        "lifecycle.shutdown_delay": 0,  # no traffic to keep serving at the end of a test
+        "logging.level": "WARNING",
     }
