@@ -1,13 +1,28 @@
-"""After rendering: drop the database files when not wanted; write config/default.toml from the
+"""After rendering: drop the files of the variants not chosen; write config/default.toml from the
 settings models so that every knob is present and commented."""
 
 import os
 import sys
 from pathlib import Path
 
-if "{{ cookiecutter.include_database }}" != "yes":
+DATABASE = "{{ cookiecutter.include_database }}" == "yes"
+if not DATABASE:
     for name in ("database.py", "orders.py"):
         Path("{{ cookiecutter.package_name }}", name).unlink()
+if "{{ cookiecutter.web }}" != "fastapi":
+    Path("{{ cookiecutter.package_name }}", "endpoints.py").unlink()
+
+
+def without_section(text: str, section: str) -> str:
+    """``text`` without the TOML table ``[section]`` (up to the next table)."""
+    kept, skipping = [], False
+    for line in text.splitlines(keepends=True):
+        if line.startswith("["):
+            skipping = line.strip() == f"[{section}]"
+        if not skipping:
+            kept.append(line)
+    return "".join(kept)
+
 
 sys.path.insert(0, os.getcwd())
 from framework.defaults import render_defaults  # noqa: E402
@@ -28,4 +43,7 @@ header = """{{ cookiecutter.project_name }}: every setting, its meaning and its 
 Later sources win: this file < config/<env>.toml < .env < {{ cookiecutter.env_prefix }}* environment variables < --set.
 Environment variables nest with __, e.g. {{ cookiecutter.env_prefix }}LIFECYCLE__SHUTDOWN_TIMEOUT=20.
 lifecycle.grace_period matches terminationGracePeriodSeconds in deploy/k8s/deployment.yaml."""
-Path("config", "default.toml").write_text(render_defaults(AppSettings, header, values), encoding="utf-8")
+text = render_defaults(AppSettings, header, values)
+if not DATABASE:  # the app has no database service: no [database] section to puzzle over
+    text = without_section(text, "database")
+Path("config", "default.toml").write_text(text, encoding="utf-8")

@@ -29,7 +29,7 @@ async def test_ready_then_stopped_in_reverse_order(framework_overrides):
 {% else %}
 async def test_hello(framework_client):
     response = await framework_client.get("/hello")
-    assert response.json() == {"hello": "world"}
+    assert response.json()["hello"] == "world"
 
 
 async def test_ready(framework_client):

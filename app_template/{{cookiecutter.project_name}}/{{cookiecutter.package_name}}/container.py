@@ -12,18 +12,29 @@ from {{ cookiecutter.package_name }}.worker import Worker
 
 
 class Container(containers.DeclarativeContainer):
-    settings = providers.Dependency(instance_of=AppSettings)
+{% if cookiecutter.web == "fastapi" %}    # The endpoints get their dependencies through wiring: `Provide[Container.x]` markers in
+    # these modules are filled in from this container when the application creates it.
+    wiring_config = containers.WiringConfiguration(modules=[".endpoints"])
+
+{% endif %}    settings = providers.Dependency(instance_of=AppSettings)
 {% if cookiecutter.include_database == "yes" %}
     # starts first, stops last: both the worker and the HTTP service use it through the repository
     db = providers.Singleton(OrdersDatabase, settings=settings.provided.database)
     orders = providers.Factory(OrderRepository, db=db)
     worker = providers.Singleton(Worker, orders=orders, settings=settings.provided.worker)
+{% if cookiecutter.web == "fastapi" %}    # The endpoints reach `orders` through wiring; passing `db` to the app factory as well makes
+    # the order explicit in the container: http starts after db and stops before it.
     http = providers.Singleton(
+        HttpService,
+        app=providers.Callable(create_web_app, db=db),
+        settings=settings.provided.http,
+    )
+{% else %}    http = providers.Singleton(
         HttpService,
         app=providers.Callable(create_web_app, orders=orders),
         settings=settings.provided.http,
     )
-{% else %}
+{% endif %}{% else %}
     worker = providers.Singleton(Worker, settings=settings.provided.worker)
     http = providers.Singleton(
         HttpService, app=providers.Callable(create_web_app), settings=settings.provided.http
