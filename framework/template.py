@@ -370,8 +370,14 @@ def render(
 
 def _render_into_place(values: dict[str, str], name: str, output_dir: Path) -> Path:
     created = [p for p in (output_dir, *output_dir.parents) if not p.exists()]
-    output_dir.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{name}-", dir=output_dir))
+    try:
+        output_dir.mkdir(parents=True, exist_ok=True)
+        staging = Path(tempfile.mkdtemp(prefix=f".{name}-", dir=output_dir))
+    except OSError as exc:
+        _remove_empty(created)
+        raise ConfigError(
+            [f"cannot create the project in {output_dir}: {exc.strerror or exc}"], header=_HEADER
+        ) from None
     try:
         rendered = _cookiecutter({**values, "project_name": name}, staging)
         target = output_dir / name
@@ -381,9 +387,13 @@ def _render_into_place(values: dict[str, str], name: str, output_dir: Path) -> P
         return target
     finally:
         shutil.rmtree(staging, ignore_errors=True)
-        for folder in created:
-            if folder.is_dir() and not any(folder.iterdir()):
-                folder.rmdir()
+        _remove_empty(created)
+
+
+def _remove_empty(folders: Iterable[Path]) -> None:
+    for folder in folders:  # deepest first
+        if folder.is_dir() and not any(folder.iterdir()):
+            folder.rmdir()
 
 
 def _cookiecutter(context: dict[str, str], staging: Path) -> Path:

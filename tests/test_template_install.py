@@ -1,0 +1,131 @@
+"""`framework new` from a real installation, no editable checkout in sight: build the wheel,
+install it into a fresh virtual environment, scaffold from a folder outside the source tree, then
+the project's `make test`, and a run that answers its probes and stops cleanly on SIGTERM.
+
+One virtual environment serves the whole test (the project's `make test` installs into it)."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+import tomllib
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from tests._process import REPO, free_port
+
+pytestmark = pytest.mark.slow
+
+
+def _run(args: list[str | Path], cwd: Path, env: dict[str, str], timeout: float = 600) -> str:
+    result = subprocess.run(
+        [str(a) for a in args], cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout
+    )
+    assert result.returncode == 0, f"{args}\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}"
+    return result.stdout
+
+
+@pytest.fixture(scope="module")
+def installed(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, str], Path]:
+    """A fresh venv with the framework installed from a wheel built from this checkout."""
+    root = tmp_path_factory.mktemp("install")
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("VIRTUAL_ENV", "PYTHON"))}
+    env["PIP_DISABLE_PIP_VERSION_CHECK"] = "1"
+    source = root / "source"  # pip builds in the tree: build a clean copy, not this checkout
+    shutil.copytree(REPO, source, ignore=shutil.ignore_patterns(*_NOT_SOURCE))
+    _run(
+        [*_PIP, "wheel", "-q", "--no-deps", "--no-build-isolation", "-w", root / "dist", source],
+        cwd=root,
+        env=env,
+    )
+    (wheel,) = (root / "dist").glob("framework-*.whl")
+    venv = root / "venv"
+    _run([sys.executable, "-m", "venv", venv], cwd=root, env=env)
+    _run([venv / "bin/python", "-m", "pip", "install", "-q", wheel], cwd=root, env=env)
+    return venv, env, wheel
+
+
+_PIP = (sys.executable, "-m", "pip")
+_NOT_SOURCE = (".git", ".venv", "build", "site", "*.egg-info", "__pycache__", ".*_cache", "*.db")
+
+
+def test_new_from_a_wheel_then_make_test_and_run(
+    installed: tuple[Path, dict[str, str], Path], tmp_path: Path
+) -> None:
+    """The wheel carries the template; the project depends on that wheel, installs, passes its
+    tests, serves /readyz and exits 0 on SIGTERM with the database stopped last."""
+    venv, env, wheel = installed
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    _run([venv / "bin/framework", "new", "acme-orders", "--no-input"], cwd=elsewhere, env=env)
+    project = elsewhere / "acme-orders"
+    dependencies = tomllib.loads((project / "pyproject.toml").read_text())["project"][
+        "dependencies"
+    ]
+    assert dependencies[0] == f"framework @ {wheel.as_uri()}"
+
+    out = _run(["make", "test", f"VENV={venv}"], cwd=project, env=env, timeout=900)
+    assert "4 passed" in out
+
+    port = free_port()
+    run_env = {**env, "APP_HTTP__PORT": str(port), "APP_LIFECYCLE__SHUTDOWN_DELAY": "0.2"}
+    proc = subprocess.Popen(
+        [venv / "bin/framework", "run", "acme_orders.app:App"],
+        cwd=project,
+        env=run_env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert _wait_ready(port, proc), "the service did not become ready within 60 s"
+        proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+    assert proc.returncode == 0, err
+    stopped = [line for line in err.splitlines() if "stopped in" in line]
+    assert "service 'db'" in stopped[-1]
+
+
+def test_new_from_a_non_editable_folder_install(
+    installed: tuple[Path, dict[str, str], Path], tmp_path: Path
+) -> None:
+    """`pip install <source folder>` (not editable): the template is found in the installed
+    package and the project depends on that folder."""
+    venv, env, wheel = installed
+    source = wheel.parent.parent / "source"
+    _run(
+        [venv / "bin/pip", "install", "-q", "--no-deps", "--force-reinstall", source],
+        cwd=tmp_path,
+        env=env,
+    )
+    where = _run(
+        [venv / "bin/python", "-c", "import framework.template as t; print(t.template_dir())"],
+        cwd=tmp_path,
+        env=env,
+    )
+    assert "site-packages/framework/_app_template" in where
+    _run([venv / "bin/framework", "new", "shop", "--no-input"], cwd=tmp_path, env=env)
+    dependencies = tomllib.loads((tmp_path / "shop/pyproject.toml").read_text())["project"]
+    assert dependencies["dependencies"][0] == f"framework @ {source.as_uri()}"
+
+
+def _wait_ready(port: int, proc: subprocess.Popen[str], timeout: float = 60) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and proc.poll() is None:
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/readyz", timeout=1) as response:
+                if response.status == 200:
+                    return True
+        except OSError:
+            time.sleep(0.1)
+    return False
