@@ -285,9 +285,8 @@ def resolve_values(name: str, given: Mapping[str, str]) -> dict[str, str]:
             values[variable.name] = variable.check(values[variable.name])
         except ValueError as exc:
             problems.append(f"{variable.name}: {exc}")
-    package = values["package_name"]
-    if not problems:
-        problems += _shadowing(package)
+    if not any(p.startswith(("package_name:", "project name")) for p in problems):
+        problems += _shadowing(values["package_name"])
     if problems:
         raise ConfigError(problems, header=_HEADER)
     return values
