@@ -284,3 +284,25 @@ def test_requirement_from_the_installation_record(tmp_path: Path) -> None:
     assert requirement_from_direct_url(json.dumps({"url": "https://example.org/f.whl"})) is None
     assert requirement_from_direct_url("not json") is None
     assert requirement_from_direct_url(None) is None
+
+
+def test_prompts_check_each_answer_and_ask_again(tmp_path: Path) -> None:
+    """Without --no-input every variable not given is asked for; a bad answer is refused with
+    what is accepted and asked again."""
+    from click.testing import CliRunner
+
+    from framework.cli import cli
+
+    answers = ["", "", "", "flask", "starlette", "abc", "9000", "", "", "", ""]
+    result = CliRunner().invoke(
+        cli,
+        ["new", "asked", "--output-dir", str(tmp_path), "--set", "include_database=no"],
+        input="\n".join(answers) + "\n",
+    )
+    assert result.exit_code == 0, result.output
+    assert "'flask': expected one of fastapi, starlette" in result.output
+    assert "'abc': expected a whole number from 1 to 65535" in result.output
+    project = tmp_path / "asked"
+    assert tomllib.loads((project / "config/default.toml").read_text())["http"]["port"] == 9000
+    assert not (project / "asked/endpoints.py").exists()
+    assert not (project / "asked/database.py").exists()
