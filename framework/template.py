@@ -31,12 +31,14 @@ import click
 from framework.errors import ConfigError
 
 __all__ = (
+    "VARIABLES",
     "NewCommand",
     "Variable",
     "framework_requirement",
     "parse_sets",
     "prompt_values",
     "render",
+    "requirement_from_direct_url",
     "resolve_values",
     "template_dir",
     "variables_help",
@@ -149,6 +151,9 @@ VARIABLES: tuple[Variable, ...] = (
     ),
 )
 _BY_NAME = {variable.name: variable for variable in VARIABLES}
+_PROJECT_NAME = _Pattern(
+    r"[A-Za-z][A-Za-z0-9_-]*", "use letters, digits, '-' and '_', starting with a letter"
+)
 
 
 def template_dir() -> Path:
@@ -292,11 +297,6 @@ def resolve_values(name: str, given: Mapping[str, str]) -> dict[str, str]:
     return values
 
 
-_PROJECT_NAME = _Pattern(
-    r"[A-Za-z][A-Za-z0-9_-]*", "use letters, digits, '-' and '_', starting with a letter"
-)
-
-
 def _shadowing(package: str) -> list[str]:
     """Why ``package`` cannot be the project's package name, if it cannot."""
     fix = "choose another project name, or --set package_name=..."
@@ -351,9 +351,13 @@ def render(
     such case nothing is left behind.
     """
     given = dict(extra or {})
-    unknown = _unknown(given)
-    if unknown:
-        raise ConfigError(unknown, header=_HEADER)
+    problems = _unknown(given)
+    try:
+        _PROJECT_NAME(name)
+    except ValueError as exc:
+        problems.append(f"project name {exc}")
+    if problems:
+        raise ConfigError(problems, header=_HEADER)
     target = output_dir / name
     if target.exists() or target.is_symlink():
         kind = "folder" if target.is_dir() else "file"
