@@ -400,8 +400,14 @@ def _remove_empty(folders: Iterable[Path]) -> None:
 
 
 def _cookiecutter(context: dict[str, str], staging: Path) -> Path:
-    from cookiecutter.exceptions import CookiecutterException
-    from cookiecutter.main import cookiecutter
+    try:
+        from cookiecutter.exceptions import CookiecutterException
+        from cookiecutter.main import cookiecutter
+    except ImportError as exc:
+        raise ConfigError(
+            [f"framework new needs cookiecutter ({exc}); install it: pip install cookiecutter"],
+            header=_HEADER,
+        ) from None
 
     config = {  # ignore ~/.cookiecutterrc; keep the replay file out of the home folder
         "replay_dir": str(staging / ".replay"),
