@@ -248,7 +248,11 @@ class Supervisor:
                 except BlockingIOError:
                     pass
         for worker in self.pool.workers:
-            worker.read_messages()
+            if worker.read_messages():
+                self.log.info(
+                    f"worker {worker.pid} (slot {worker.slot}) ready in "
+                    f"{worker.ready_at - worker.started_at:.2f} s"  # type: ignore[operator]
+                )
         self.pool.reap()
         while self._signals:
             self._on_signal(self._signals.pop(0))
@@ -318,7 +322,8 @@ class Supervisor:
                 return
             new = self.pool.spawn(old.slot)
             ready_timeout = self.pool.process.ready_timeout
-            if not self._wait(partial(_settled, new), ready_timeout):
+            self._wait(partial(_settled, new), ready_timeout)
+            if not new.ready:
                 if self._stop_signal is not None:
                     return  # the shutdown stops the new worker with the others
                 why = (

@@ -102,19 +102,19 @@ class Worker:
             return f"was killed by {_signal_name(-code)}"
         return f"exited with code {code}"
 
-    def read_messages(self) -> None:
-        """Take every sd_notify datagram waiting on this worker's socket."""
+    def read_messages(self) -> bool:
+        """Take every sd_notify datagram waiting on this worker's socket; whether it became ready."""
+        became_ready = False
         while True:
             try:
                 data = self.notify.recv(4096)
-            except (BlockingIOError, InterruptedError):
-                return
-            except OSError:
-                return
+            except OSError:  # nothing waiting (BlockingIOError), or closed
+                return became_ready
             for line in data.decode(errors="replace").splitlines():
                 self.messages.append(line)
                 if line == "READY=1" and self.ready_at is None:
                     self.ready_at = time.monotonic()
+                    became_ready = True
                 elif line == "STOPPING=1":
                     self.stopping = True
                 elif line.startswith("STATUS="):
