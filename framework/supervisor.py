@@ -43,7 +43,11 @@ if TYPE_CHECKING:
 
 __all__ = ("Supervisor", "bind_listeners", "http_listen_settings", "supervise")
 
-SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGQUIT, signal.SIGHUP)
+STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGQUIT)
+# Passed on to every worker: SIGUSR1 reopens log files, SIGUSR2 logs a status snapshot.
+FORWARDED = (signal.SIGUSR1, signal.SIGUSR2)
+# SIGCHLD only wakes the loop, so a worker's exit is seen at once.
+SIGNALS = (*STOP_SIGNALS, signal.SIGHUP, *FORWARDED, signal.SIGCHLD)
 # After the first signal, the supervisor kills what is left and exits by shutdown_timeout + this.
 EXIT_MARGIN = 1.8
 # After a second signal, how long the workers get to force their own shutdown before SIGKILL.
@@ -295,8 +299,13 @@ class Supervisor:
             signal.signal(sig, signal.SIG_DFL if handler is None else handler)
 
     def _on_signal(self, sig: signal.Signals) -> None:
+        if sig is signal.SIGCHLD:
+            return
+        if sig in FORWARDED:
+            self._forward(sig)
+            return
         if self._stop_signal is not None:
-            if sig is not signal.SIGHUP and not self._forced:
+            if sig in STOP_SIGNALS and not self._forced:
                 self._forced = True
                 self.log.warning(f"supervisor: received {sig.name} again: forcing the shutdown")
                 self.pool.signal_all(signal.SIGTERM)
@@ -309,6 +318,21 @@ class Supervisor:
         self.log.info(
             f"supervisor: received {sig.name}: stopping {len(self.pool.live())} worker(s)"
         )
+
+    def _forward(self, sig: signal.Signals) -> None:
+        live = self.pool.live()
+        if sig is signal.SIGUSR2:
+            for worker in live:
+                state = "ready" if worker.ready else "starting"
+                if worker.retiring:
+                    state = "stopping"
+                self.log.info(
+                    f"supervisor status: worker {worker.pid} (slot {worker.slot}) {state}, up "
+                    f"{time.monotonic() - worker.started_at:.0f} s"
+                    + (f": {worker.status}" if worker.status else "")
+                )
+        self.log.info(f"supervisor: received {sig.name}: passed on to {len(live)} worker(s)")
+        self.pool.signal_all(sig)
 
     # -- rolling restart ------------------------------------------------------------------------
 

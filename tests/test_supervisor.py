@@ -30,7 +30,7 @@ TIMEOUT = 30.0
 # supervisor it is ready once every service has started, as the runner will.
 APP = textwrap.dedent(
     """
-    import asyncio, os, socket
+    import asyncio, os, signal, socket
     import anyio
     from dependency_injector import containers, providers
     from framework import Application, Settings
@@ -42,6 +42,14 @@ APP = textwrap.dedent(
         raise RuntimeError("this version of the app is broken")
 
     DELAY = float(os.environ.get("APP_TEST_DELAY", "0.02"))
+
+
+    def _note(number, frame):
+        os.write(2, f"worker {os.getpid()} got {signal.Signals(number).name}\\n".encode())
+
+
+    signal.signal(signal.SIGUSR1, _note)  # the runner's own handling is not needed here
+    signal.signal(signal.SIGUSR2, _note)
 
 
     async def asgi(scope, receive, send):
@@ -369,3 +377,32 @@ def test_an_address_in_use_is_a_clear_error(supervised: Any) -> None:
     text = "\n".join(sup.lines)
     assert "service 'http': cannot listen on 127.0.0.1:" in text and "Traceback" not in text
     assert not sup.started_pids()
+
+
+def test_the_supervisor_never_outlives_the_shutdown_bound_plus_2_s(supervised: Any) -> None:
+    """Workers whose stop hangs: past lifecycle.shutdown_timeout the rest is killed; exit 1 in time."""
+    sup = supervised(
+        2, "lifecycle.shutdown_timeout=1", "services.http.stop_timeout=30", APP_TEST_HANG_STOP="1"
+    )
+    sup.wait_line("2 worker(s) ready")
+    first = time.monotonic()
+    sup.send(signal.SIGTERM)
+    assert sup.finish() == 1, "\n".join(sup.lines)
+    assert time.monotonic() - first < 1 + 2 + 0.5
+    assert all(gone(pid) for pid in sup.started_pids())
+
+
+def test_sigusr1_and_sigusr2_are_passed_on_and_stop_nothing(supervised: Any) -> None:
+    """SIGUSR1 (reopen logs) and SIGUSR2 (status) reach the workers; nothing stops."""
+    sup = supervised(1)
+    sup.wait_line("1 worker(s) ready")
+    worker = sup.ready_pids()[0]
+    sup.send(signal.SIGUSR1)
+    sup.wait_line(f"worker {worker} got SIGUSR1")
+    sup.send(signal.SIGUSR2)
+    sup.wait_line(f"supervisor status: worker {worker} (slot 1) ready")
+    sup.wait_line("received SIGUSR2: passed on to 1 worker(s)")
+    sup.wait_line(f"worker {worker} got SIGUSR2")
+    assert sup.get() == worker
+    sup.send(signal.SIGTERM)
+    assert sup.finish() == 0, "\n".join(sup.lines)
