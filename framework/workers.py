@@ -31,11 +31,11 @@ from framework.systemd import SD_LISTEN_FDS_START, listen_environment
 if TYPE_CHECKING:
     from loguru import Logger
 
+    from framework.listeners import Listener
     from framework.settings import ProcessSettings
 
 __all__ = (
     "WORKER_ENV",
-    "Listener",
     "Pool",
     "Worker",
     "log_worker_pid",
@@ -48,19 +48,6 @@ WORKER_ENV = "FRAMEWORK_WORKER"
 """Set in every worker's environment to its slot number (1-based)."""
 
 _PR_SET_PDEATHSIG = 1
-
-
-@dataclass(frozen=True)
-class Listener:
-    """A listening socket the supervisor bound for the service ``name``."""
-
-    name: str
-    sock: socket.socket
-
-    @property
-    def address(self) -> str:
-        host, port = self.sock.getsockname()[:2]
-        return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
 
 
 @dataclass(eq=False)

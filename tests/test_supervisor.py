@@ -293,9 +293,8 @@ def test_a_killed_worker_is_replaced_after_a_backoff(supervised: Any) -> None:
     assert sup.finish() == 0, "\n".join(sup.lines)
 
 
-def test_sighup_rolls_every_worker_without_a_failed_request(
-    supervised: Any, tmp_path: Path
-) -> None:
+@pytest.mark.parametrize("workers", [1, 2])
+def test_sighup_rolls_every_worker_without_a_failed_request(supervised: Any, workers: int) -> None:
     """SIGHUP: each worker is replaced by a ready new one; fresh-connection clients see 0 failures.
 
     The supervisor tells its own NOTIFY_SOCKET READY=1, then RELOADING=1 and READY=1 around the
@@ -305,18 +304,18 @@ def test_sighup_rolls_every_worker_without_a_failed_request(
     with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as notify:
         notify.bind(b"\0" + name[1:].encode())
         notify.settimeout(TIMEOUT)
-        sup = supervised(2, NOTIFY_SOCKET=name)
-        sup.wait_line("2 worker(s) ready")
+        sup = supervised(workers, NOTIFY_SOCKET=name)
+        sup.wait_line(f"{workers} worker(s) ready")
         assert notify.recv(4096).decode().splitlines()[0] == "READY=1"
         old = set(sup.ready_pids())
         clients = Clients(sup)
         time.sleep(0.3)
         sup.send(signal.SIGHUP)
-        sup.wait_line("rolling restart complete: 2 worker(s) replaced")
+        sup.wait_line(f"rolling restart complete: {workers} worker(s) replaced")
         time.sleep(0.3)
         clients.stop()
         new = set(sup.ready_pids()) - old
-        assert len(new) == 2 and all(gone(pid) for pid in old)
+        assert len(new) == workers and all(gone(pid) for pid in old)
         assert not clients.failures, clients.failures[:5]
         assert len(clients.pids) > 20 and set(clients.pids[-10:]) <= new
         assert notify.recv(4096).decode().startswith("RELOADING=1\nMONOTONIC_USEC=")
