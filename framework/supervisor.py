@@ -42,7 +42,7 @@ if TYPE_CHECKING:
     from framework.application import Application
     from framework.settings import ProcessSettings
 
-__all__ = ("Supervisor", "supervise")
+__all__ = ("Supervisor", "supervise", "workers_wanted")
 
 STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGQUIT)
 # Passed on to every worker: SIGUSR1 reopens log files, SIGUSR2 logs a status snapshot.
@@ -93,6 +93,18 @@ def supervise(app: Application, command: Sequence[str], *, workers: int | None =
                 listener.sock.close()
     finally:
         sink.flush_sync()
+
+
+def workers_wanted(app: Application, cli_workers: int | None = None) -> int:
+    """How many workers ``framework run`` supervises: ``--workers``, else ``process.workers``.
+
+    0 (run the application in this process) inside a worker, whatever the settings say.
+    """
+    from framework.workers import worker_slot
+
+    if worker_slot() is not None:
+        return 0
+    return app.settings.process.workers if cli_workers is None else max(0, cli_workers)
 
 
 class Supervisor:

@@ -405,3 +405,37 @@ def test_sigusr1_and_sigusr2_are_passed_on_and_stop_nothing(supervised: Any) -> 
     assert sup.get() == worker
     sup.send(signal.SIGTERM)
     assert sup.finish() == 0, "\n".join(sup.lines)
+
+
+def test_a_new_worker_not_ready_in_time_is_killed_and_the_old_ones_keep_serving(
+    supervised: Any,
+) -> None:
+    """A new version that never reports ready: killed after process.ready_timeout; old ones serve."""
+    sup = supervised(1, "process.ready_timeout=2")
+    sup.wait_line("1 worker(s) ready")
+    old = sup.ready_pids()[0]
+    sup.app.write_text(sup.app.read_text().replace("Notifier.from_env().ready()", "pass"))
+    sup.send(signal.SIGHUP)
+    line = sup.wait_line("rolling restart stopped")[0]
+    assert "was not ready within 2 s (process.ready_timeout)" in line
+    new = sup.started_pids()[-1]
+    assert new != old and gone(new) and sup.get() == old
+    sup.send(signal.SIGTERM)
+    assert sup.finish() == 0, "\n".join(sup.lines)
+
+
+def test_workers_wanted_is_zero_inside_a_worker(monkeypatch: pytest.MonkeyPatch) -> None:
+    """--workers wins over process.workers; a worker never supervises in turn."""
+    from dependency_injector import containers
+
+    from framework import Application
+    from framework.supervisor import workers_wanted
+
+    class App(Application):
+        container_class = containers.DeclarativeContainer
+
+    app = App(overrides={"process.workers": 3})
+    monkeypatch.delenv("FRAMEWORK_WORKER", raising=False)
+    assert workers_wanted(app) == 3 and workers_wanted(app, 2) == 2
+    monkeypatch.setenv("FRAMEWORK_WORKER", "1")
+    assert workers_wanted(app, 2) == 0
