@@ -203,10 +203,8 @@ class Supervisor:
                     pass
         for worker in self.pool.workers:
             if worker.read_messages():
-                self.log.info(
-                    f"worker {worker.pid} (slot {worker.slot}) ready in "
-                    f"{worker.ready_at - worker.started_at:.2f} s"  # type: ignore[operator]
-                )
+                took = (worker.ready_at or worker.started_at) - worker.started_at
+                self.log.info(f"worker {worker.pid} (slot {worker.slot}) ready in {took:.2f} s")
         self.pool.reap()
         while self._signals:
             self._on_signal(self._signals.pop(0))

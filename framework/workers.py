@@ -321,7 +321,7 @@ class Pool:
         for worker in live:
             worker.retiring = True
             worker.send(signal.SIGKILL)
-        self._reap_within(live, 2.0)
+        self._reap_within(live, 0.15)  # SIGKILL is quick; the supervisor's exit bound is close
 
     def _reap_within(self, workers: list[Worker], seconds: float) -> None:
         deadline = time.monotonic() + seconds
