@@ -18,6 +18,7 @@ __all__ = (
     "HttpSettings",
     "LifecycleSettings",
     "LoggingSettings",
+    "ProcessSettings",
     "ServiceSettings",
     "Settings",
 )
@@ -160,6 +161,31 @@ class LoggingSettings(BaseModel):
     )
 
 
+class ProcessSettings(BaseModel):
+    """Settings section ``process``: worker processes under a supervisor (0: no supervisor)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    workers: int = Field(
+        0,
+        ge=0,
+        description="Worker processes sharing the HTTP sockets under a supervisor; 0: run in "
+        "this process, no supervisor.",
+    )
+    ready_timeout: float = Field(
+        60.0,
+        gt=0,
+        description="Bound for a new worker to report ready (READY=1); a rolling restart stops "
+        "at a worker that does not.",
+    )
+    restart_backoff: float = Field(
+        0.5, gt=0, description="Seconds before replacing a worker that died, at first; doubles."
+    )
+    restart_backoff_max: float = Field(
+        30.0, gt=0, description="Most seconds before replacing a worker that died."
+    )
+
+
 class Settings(BaseSettings):
     """The framework's settings. Subclass to add sections of your own.
 
@@ -182,6 +208,7 @@ class Settings(BaseSettings):
     http: HttpSettings = Field(default_factory=HttpSettings)
     database: DatabaseSettings = Field(default_factory=DatabaseSettings)
     logging: LoggingSettings = Field(default_factory=LoggingSettings)
+    process: ProcessSettings = Field(default_factory=ProcessSettings)
 
     @classmethod
     def settings_customise_sources(
