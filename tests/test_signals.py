@@ -15,7 +15,6 @@ import anyio
 import pytest
 
 from framework.signals import SIGNALS, watch_signals
-
 from tests import _process
 from tests._process import finish, run_cli, with_sets
 from tests.sample_apps import read_journal
@@ -245,7 +244,9 @@ async def test_watcher_counts_signals_in_order() -> None:
     seen: list[tuple[signal.Signals, int]] = []
     notify = FakeNotify(signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
     async with anyio.create_task_group() as tg:
-        await tg.start(functools.partial(watch_signals, lambda s, n: seen.append((s, n)), notify=notify))
+        await tg.start(
+            functools.partial(watch_signals, lambda s, n: seen.append((s, n)), notify=notify)
+        )
         with anyio.fail_after(5):
             while len(seen) < 3:
                 await anyio.sleep(0.01)
