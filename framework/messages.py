@@ -32,12 +32,24 @@ if TYPE_CHECKING:
     from loguru import Logger
 
 __all__ = (
+    "ABORTED_BEFORE_START",
     "ENGINE_LOGGER",
+    "ROLLBACK_OUTLIVED",
     "RUNNER_LOGGER",
+    "SHUTDOWN_OUTLIVED",
+    "crashed",
     "error_text",
+    "exiting_now",
     "failure",
     "log_event",
+    "not_a_service",
+    "not_created",
+    "report_not_written",
     "runner_log",
+    "signal_again",
+    "signal_during_startup",
+    "signal_received",
+    "starting",
 )
 
 RUNNER_LOGGER = "framework.application"
