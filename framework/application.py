@@ -1,4 +1,11 @@
-"""`Application`: loads settings, wires the container, runs the lifecycle, handles signals.
+"""`Application`: the runner. It only orchestrates; each step lives in the module named for it.
+
+One ``framework run``, top-down: load settings (`framework.config`) -> build the container
+(`framework.container`) -> discover the graph (`framework.discovery`) -> set up logging
+(`framework.logs`) -> create the services -> lifecycle start (`framework.lifecycle`) -> wait for a
+signal (`framework.signals`) or `request_shutdown` -> lifecycle stop -> report
+(`framework.report`) -> flush the logs. `framework.watchdog` ends the process if the event loop
+cannot.
 
 Three ways to run one, with the same guarantees (every service whose start began is stopped, in
 reverse, within its bounds; logs flushed last):
@@ -10,55 +17,66 @@ reverse, within its bounds; logs flushed last):
 
 from __future__ import annotations
 
+import enum
 import os
 import signal
 import sys
 import threading
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
 
 import anyio
 import anyio.lowlevel
-from anyio.abc import TaskStatus
-from dependency_injector import containers, providers
-from dependency_injector.errors import NonCopyableArgumentError
+from dependency_injector import containers
 
+from framework import messages
 from framework._detached import DetachedTasks
 from framework.config import LoadedSettings, load_settings, secrets_of, unknown_services
+from framework.container import build_container, create_services
 from framework.context import ServiceContext, ServiceView
 from framework.discovery import discover_graph, service_providers
 from framework.errors import ConfigError, FrameworkError, StartupError
-from framework.events import (
-    Bound,
-    Event,
-    EventHandler,
-    Outcome,
-    RollingBack,
-    ShutdownStarted,
-)
+from framework.events import Bound, Event, EventBus, EventHandler, Outcome, RollingBack
 from framework.exitcode import ExitCode
 from framework.graph import DependencyGraph
-from framework.lifecycle import Lifecycle, LifecycleState
+from framework.lifecycle import Lifecycle
+from framework.logs import LogSink, setup_logging
+from framework.messages import log_event, runner_log
 from framework.readiness import AppState, Readiness
+from framework.readiness_events import follow_lifecycle
 from framework.report import render_timeline, timeline, write_report
 from framework.service import Service
-from framework.services.logging import LogSink, log_event, setup_logging
 from framework.settings import Settings
+from framework.signals import watch_signals
+from framework.timeouts import service_bounds
+from framework.timing import FORCED_EXIT_AFTER, HARD_EXIT_MARGIN, LEFT_BEHIND_EXIT_AFTER
+from framework.watchdog import Watchdog
 
-__all__ = ("Application",)
+__all__ = ("Application", "RunState", "ShutdownRequest")
 
-# Each starts the graceful shutdown; a second one (any of them) forces it. SIGHUP and SIGQUIT would
-# otherwise kill the process on the spot, losing in-flight requests and the last log lines.
-SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT)
-# After a second signal, how long the cancelled stops get before the process exits regardless.
-FORCED_EXIT_AFTER = 0.5
-# After run() returned, how long a stop left behind may hold the process before it is ended.
-LEFT_BEHIND_EXIT_AFTER = 0.5
-# Past shutdown_timeout, how long a shutdown stuck in code that ignores cancellation is
-# waited for before the process exits regardless (exit 1).
-HARD_EXIT_MARGIN = 2.0
+
+class RunState(enum.StrEnum):
+    """The runner's own state: ``new -> starting -> running -> stopping -> stopped``.
+
+    A startup that fails goes from ``starting`` to ``stopped`` (after its rollback).
+    """
+
+    NEW = "new"
+    STARTING = "starting"
+    RUNNING = "running"
+    STOPPING = "stopping"
+    STOPPED = "stopped"
+
+
+@dataclass(frozen=True)
+class ShutdownRequest:
+    """The first request to shut down wins: its exit code and reason."""
+
+    exit_code: int
+    reason: str
 
 
 class Application:
@@ -88,87 +106,46 @@ class Application:
             raise FrameworkError(
                 f"{cls.__name__}.container_class is not set: name your DeclarativeContainer class"
             )
-        names = list(service_providers(cls.container_class))
-        if settings is not None:
-            self.loaded: LoadedSettings[Settings] = LoadedSettings(settings)
-            problems = unknown_services(settings.services, names, {})
-            if problems:
-                raise ConfigError(problems)
-        else:
-            self.loaded = load_settings(
-                self.settings_class,
-                config_dir=config_dir,
-                env=env,
-                overrides=overrides,
-                services=names,
-            )
+        self.loaded = _load(cls, config_dir, env, overrides, settings)
         self.settings = self.loaded.settings
-        try:
-            self.container = self.container_class()
-        except NonCopyableArgumentError as exc:
-            raise FrameworkError(
-                f"{self.container_class.__name__}: {exc}; wrap the object in providers.Object(...) "
-                "(dependency-injector copies plain arguments when it creates the container)"
-            ) from None
-        if "settings" in self.container.providers:
-            self.container.settings.override(providers.Object(self.settings))
+        self.container = build_container(self.container_class, self.settings)
         self._providers = service_providers(self.container)
         self.graph: DependencyGraph = discover_graph(self._providers)
         self.readiness = Readiness()
         self.report_path = Path(report) if report is not None else None
+        self.state = RunState.NEW
         self.lifecycle: Lifecycle | None = None
         self.exit_code: int | None = None
-        self._handlers: list[EventHandler] = []
+        # readiness moves first, so every other consumer sees it moved already
+        self.bus = EventBus(follow_lifecycle(self.readiness), self._on_event, log_event)
         self._log: LogSink | None = None
-        self._stop_scope: anyio.CancelScope | None = None
-        self._stopped: anyio.Event | None = None
+        self._requested: ShutdownRequest | None = None
         self._shutdown: anyio.Event | None = None
-        self._token: anyio.lowlevel.EventLoopToken | None = None
-        self._loop_thread: int | None = None
-        self._requested: tuple[int, str] | None = None
-        self._crashed = False
-        self._forced = False
-        self._aborted = False
-        self._watchdog: threading.Timer | None = None
-        self._in_run = False  # inside run(): the process is ours to end
+        self._stopped: anyio.Event | None = None
+        self._loop: tuple[anyio.lowlevel.EventLoopToken, int] | None = None  # token, thread
+        self._watchdog: Watchdog | None = None  # inside run(): the process is ours to end
 
     # -- configuration --------------------------------------------------------------------------
 
+    def service_class(self, name: str) -> type[Service]:
+        """The class service ``name``'s provider provides (nothing is instantiated)."""
+        provides: type[Service] = self._providers[name].provides
+        return provides
+
     def bounds(self, name: str) -> tuple[Bound, Bound]:
         """The (start, stop) bounds of a service: config > class attribute > lifecycle default."""
-        section = self.settings.service(name)
-        cls = self._providers[name].provides
-        lifecycle = self.settings.lifecycle
-        out = []
-        for phase, default in (
-            ("start", lifecycle.start_timeout),
-            ("stop", lifecycle.stop_timeout),
-        ):
-            key = f"{phase}_timeout"
-            if getattr(section, key) is not None:
-                out.append(Bound(getattr(section, key), f"services.{name}.{key}"))
-            elif getattr(cls, key, None) is not None:
-                out.append(Bound(float(getattr(cls, key)), f"{cls.__name__}.{key}"))
-            else:
-                out.append(Bound(default, f"lifecycle.{key}"))
-        return out[0], out[1]
+        return service_bounds(name, self.service_class(name), self.settings)
 
     # -- events ---------------------------------------------------------------------------------
 
     def subscribe(self, handler: EventHandler) -> None:
         """Receive every lifecycle event (a sync callable; keep it quick)."""
-        self._handlers.append(handler)
+        self.bus.subscribe(handler)
 
-    def _emit(self, event: Event) -> None:
-        if isinstance(event, RollingBack) and self._in_run:
-            self._arm(
-                self.settings.lifecycle.shutdown_timeout + HARD_EXIT_MARGIN,
-                ExitCode.FAILURE,
-                "the rollback outlived lifecycle.shutdown_timeout",
-            )
-        log_event(event)
-        for handler in self._handlers:
-            handler(event)
+    def _on_event(self, event: Event) -> None:
+        if isinstance(event, RollingBack):
+            timeout = self.settings.lifecycle.shutdown_timeout
+            self._arm(timeout + HARD_EXIT_MARGIN, ExitCode.FAILURE, messages.ROLLBACK_OUTLIVED)
 
     # -- start ----------------------------------------------------------------------------------
 
@@ -177,86 +154,56 @@ class Application:
 
         Raises `StartupError` after rolling back (and flushing the logs) if a start fails.
         """
-        if self.lifecycle is not None or self._log is not None:
+        if self.state is not RunState.NEW:
             raise FrameworkError("this application was already started; create a new one")
-        self._token = anyio.lowlevel.current_token()
-        self._loop_thread = threading.get_ident()
-        self._shutdown = anyio.Event()
-        self._stopped = anyio.Event()
+        self.state = RunState.STARTING
+        self._loop = (anyio.lowlevel.current_token(), threading.get_ident())
+        self._shutdown, self._stopped = anyio.Event(), anyio.Event()
         self._log = setup_logging(self.settings.logging, secrets_of(self.settings))
-        from loguru import logger
-
         layers = max(self.graph.layer.values(), default=-1) + 1
-        logger.info(
-            f"starting {type(self).__name__}: {len(self.graph)} service(s) in {layers} layer(s)"
-            + (f", env {self.loaded.env}" if self.loaded.env else "")
-        )
+        name, env = type(self).__name__, self.loaded.env
+        runner_log().info(messages.starting(name, len(self.graph), layers, env))
         try:
-            services = self._create_services()
+            lifecycle = self.lifecycle = self._make_lifecycle()
         except StartupError:
-            self.exit_code = ExitCode.FAILURE
-            await self._finish()
+            await self._finish(ExitCode.FAILURE)
             raise
-        start_bounds, stop_bounds = {}, {}
-        for name in services:
-            start_bounds[name], stop_bounds[name] = self.bounds(name)
-        lifecycle = self.lifecycle = Lifecycle(
+        if self._requested is not None:  # a signal arrived while services were being created
+            await self._finish(ExitCode.OK)
+            raise StartupError([], messages.ABORTED_BEFORE_START)
+        try:
+            await lifecycle.start(DetachedTasks())
+        except StartupError as exc:
+            clean = lifecycle.abort_reason is not None and not exc.errors
+            await self._finish(ExitCode.OK if clean and not lifecycle.crashed else ExitCode.FAILURE)
+            raise
+        except BaseException:
+            await self._finish(ExitCode.FAILURE)
+            raise
+        self.state = RunState.RUNNING
+        if self._requested is not None:  # requested while the last service was starting
+            self._shutdown.set()
+
+    def _make_lifecycle(self) -> Lifecycle:
+        """Create the services, hand the built-ins their context, and the engine that runs them."""
+        services = create_services(self.graph, self._providers)
+        bounds = {name: self.bounds(name) for name in services}
+        lc = self.settings.lifecycle
+        lifecycle = Lifecycle(
             services,
             self.graph,
-            start_bounds=start_bounds,
-            stop_bounds=stop_bounds,
-            startup_timeout=Bound(
-                self.settings.lifecycle.startup_timeout, "lifecycle.startup_timeout"
-            ),
-            shutdown_timeout=Bound(
-                self.settings.lifecycle.shutdown_timeout, "lifecycle.shutdown_timeout"
-            ),
-            on_event=self._emit,
+            start_bounds={name: b[0] for name, b in bounds.items()},
+            stop_bounds={name: b[1] for name, b in bounds.items()},
+            startup_timeout=Bound(lc.startup_timeout, "lifecycle.startup_timeout"),
+            shutdown_timeout=Bound(lc.shutdown_timeout, "lifecycle.shutdown_timeout"),
             on_crash=self._on_crash,
+            bus=self.bus,
         )
         for name, service in services.items():
             attach = getattr(service, "_framework_attach", None)
             if callable(attach):  # built-in services learn their name and the readiness
                 attach(ServiceContext(name, self.readiness, self.settings, self._service_views))
-        if self._requested is not None:  # a signal arrived while services were being created
-            self.exit_code = ExitCode.OK
-            await self._finish()
-            raise StartupError([], "startup aborted before any service started")
-        try:
-            await lifecycle.start(DetachedTasks())
-        except StartupError as exc:
-            clean = self._aborted and not exc.errors and not self._crashed
-            self.exit_code = ExitCode.OK if clean else ExitCode.FAILURE
-            await self._finish()
-            raise
-        except BaseException:
-            self.exit_code = ExitCode.FAILURE
-            await self._finish()
-            raise
-        self.readiness.set_state(AppState.READY)
-        if self._requested is not None:  # requested while the last service was starting
-            self._shutdown.set()
-
-    def _create_services(self) -> dict[str, Service]:
-        from loguru import logger
-
-        services: dict[str, Service] = {}
-        for name in self.graph.order:
-            try:
-                service = self._providers[name]()
-            except Exception as exc:
-                message = f"service {name!r} could not be created: {type(exc).__name__}: {exc}"
-                logger.opt(exception=exc).error(message)
-                raise StartupError([], message) from exc
-            if not isinstance(service, Service):
-                message = (
-                    f"service {name!r}: its provider returned {type(service).__name__}, not a "
-                    "Service; an override must provide a Service too"
-                )
-                logger.error(message)
-                raise StartupError([], message)
-            services[name] = service
-        return services
+        return lifecycle
 
     def _service_views(self) -> dict[str, ServiceView]:
         if self.lifecycle is None:
@@ -267,30 +214,25 @@ class Application:
         }
 
     def _on_crash(self, name: str, error: BaseException) -> None:
-        self._crashed = True
-        self._request(
-            ExitCode.FAILURE, f"service {name!r} crashed: {type(error).__name__}: {error}"
-        )
+        self._request(ExitCode.FAILURE, messages.crashed(name, error))
 
     # -- shutdown -------------------------------------------------------------------------------
 
     def request_shutdown(self, exit_code: int = 0, reason: str = "shutdown requested") -> None:
         """Ask the application to shut down; callable from any task or thread. The first wins."""
-        if self._token is None or self._loop_thread == threading.get_ident():
+        if self._loop is None or self._loop[1] == threading.get_ident():
             self._request(exit_code, reason)
         else:
             import anyio.from_thread  # here, not at the top: it costs ~20 ms of import time
 
-            anyio.from_thread.run_sync(self._request, exit_code, reason, token=self._token)
+            anyio.from_thread.run_sync(self._request, exit_code, reason, token=self._loop[0])
 
     def _request(self, exit_code: int, reason: str) -> None:
         if self._requested is None:
-            self._requested = (int(exit_code), reason)
-        lifecycle = self.lifecycle
-        if lifecycle is not None and lifecycle.state is LifecycleState.STARTING:
-            self._aborted = True
-            lifecycle.abort_start(reason)
-        if self._shutdown is not None and self.readiness.state is AppState.READY:
+            self._requested = ShutdownRequest(int(exit_code), reason)
+        if self.lifecycle is not None:
+            self.lifecycle.abort_start(reason)  # only acts while it is starting
+        if self._shutdown is not None and self.state is RunState.RUNNING:
             self._shutdown.set()
 
     async def wait_for_shutdown(self) -> None:
@@ -301,85 +243,71 @@ class Application:
 
     def force(self, reason: str = "forced") -> None:
         """Cancel what is left of the shutdown (a second signal): remaining stops are cancelled."""
-        self._forced = True
         self._request(ExitCode.FORCED, reason)  # aborts a startup in progress too
-        if self._stop_scope is not None:
-            self._stop_scope.cancel()
+        if self.lifecycle is not None:
+            self.lifecycle.force(reason)
 
     async def stop(self) -> int:
         """Stop every started service in reverse order; flush the logs; return the exit code.
 
         Idempotent: a second call waits for the first and returns the same code.
         """
-        if self._stopped is None:  # never started
+        if self.state is RunState.NEW:
             return int(self.exit_code or ExitCode.OK)
-        if self.exit_code is not None and self._log is None:
-            return self.exit_code
-        if self._stop_scope is not None:
+        if self.state is RunState.STARTING:
+            raise FrameworkError("cannot stop while starting: request_shutdown() aborts it")
+        if self.state is not RunState.RUNNING:  # stopping or stopped: the first call's result
+            assert self._stopped is not None
             await self._stopped.wait()
-            return int(self.exit_code or 0)
-        from loguru import logger
-
+            return int(self.exit_code if self.exit_code is not None else ExitCode.FAILURE)
+        self.state = RunState.STOPPING
         assert self.lifecycle is not None
-        self.readiness.set_state(AppState.SHUTTING_DOWN)
         if self._requested is None:
-            self._requested = (ExitCode.OK, "stop requested")
-        reason = self._requested[1]
-        delay = self.settings.lifecycle.shutdown_delay
-        began = anyio.current_time()
-        self.lifecycle.emit(ShutdownStarted(reason))  # the first moment: readiness is 503 now
-        self._stop_scope = anyio.CancelScope()
+            self._requested = ShutdownRequest(ExitCode.OK, "stop requested")
         # shielded from outside cancellation (a cancelled `running()` body still stops in order);
         # only force() cuts it short
-        with anyio.CancelScope(shield=True), self._stop_scope:
-            if delay > 0 and not self._forced:
-                logger.info(f"shutting down ({reason}): not ready; serving for {delay:g} s more")
-                await anyio.sleep(delay)
-            # the delay is part of the shutdown budget: the stops get what is left of it
-            left = self.settings.lifecycle.shutdown_timeout - (anyio.current_time() - began)
+        with anyio.CancelScope(shield=True):
             try:
-                await self.lifecycle.stop(reason, budget=max(0.0, left), announce=False)
+                delay = self.settings.lifecycle.shutdown_delay
+                await self.lifecycle.stop(self._requested.reason, delay=delay)
             except FrameworkError:
                 pass  # each failure was logged as it happened and is in the timeline
-        self.exit_code = self._result_code()
-        await self._finish()
-        return self.exit_code
+        await self._finish(self._result_code())
+        return int(self.exit_code if self.exit_code is not None else ExitCode.FAILURE)
 
     def _result_code(self) -> int:
-        if self._forced:
-            return ExitCode.FORCED
         lifecycle = self.lifecycle
-        if self._crashed or (lifecycle is not None and lifecycle.stop_errors):
+        if lifecycle is not None and lifecycle.forced:
+            return ExitCode.FORCED
+        if lifecycle is not None and (lifecycle.crashed or lifecycle.stop_errors):
             return ExitCode.FAILURE
-        return self._requested[0] if self._requested else ExitCode.OK
+        return self._requested.exit_code if self._requested else ExitCode.OK
 
-    async def _finish(self) -> None:
+    async def _finish(self, exit_code: int) -> None:
         """Report the timeline and flush the logs: every path ends here."""
-        if self.lifecycle is not None:
-            for rec in self.lifecycle:  # run() bodies whose stop never came (forced)
-                if rec.run_scope is not None:
-                    rec.run_scope.cancel()
+        self.exit_code = exit_code
         with anyio.CancelScope(shield=True):
-            self.readiness.set_state(AppState.STOPPED)
+            # a startup that failed before the engine ran has no ShutdownFinished to follow
+            if self.readiness.state is not AppState.STOPPED:
+                self.readiness.set_state(AppState.STOPPED)
             self._report()
             if self._log is not None:
                 log, self._log = self._log, None
                 await log.flush()
+            self.state = RunState.STOPPED
             if self._stopped is not None:
                 self._stopped.set()
 
     def _report(self) -> None:
-        from loguru import logger
-
         entries = timeline(self.lifecycle) if self.lifecycle is not None else []
-        reason = self._requested[1] if self._requested else ""
+        reason = self._requested.reason if self._requested else ""
         code = int(self.exit_code if self.exit_code is not None else ExitCode.FAILURE)
-        logger.bind(exit_code=code).info(render_timeline(entries) + f"\nexit code {code}")
+        runner_log().bind(exit_code=code).info(render_timeline(entries) + f"\nexit code {code}")
         if self.report_path is not None:
             try:
                 write_report(self.report_path, entries, code, reason)
             except OSError as exc:
-                logger.error(f"cannot write the report to {self.report_path}: {exc}")
+                runner_log().error(messages.report_not_written(self.report_path, exc))
 
     # -- running --------------------------------------------------------------------------------
 
@@ -398,14 +326,15 @@ class Application:
         SIGTERM, SIGINT, SIGHUP or SIGQUIT shuts down gracefully; a second one forces the shutdown
         (exit 130).
         """
+        watchdog = self._watchdog = Watchdog(self._last_words)
         try:
             code = anyio.run(self._main, backend=backend or self.backend)
         finally:
-            self._disarm()
+            watchdog.disarm()
         if self._left_behind():
             # a stop stuck in a worker thread would hold the interpreter's exit until it returns;
             # the logs are flushed already, so end the process if it is still here shortly
-            _daemon_timer(LEFT_BEHIND_EXIT_AFTER, _exit_now, code)
+            watchdog.exit_later(LEFT_BEHIND_EXIT_AFTER, code)
         return code
 
     def _left_behind(self) -> bool:
@@ -416,101 +345,74 @@ class Application:
         return any(rec.stop_outcome in given_up for rec in self.lifecycle)
 
     async def _main(self) -> int:
-        self._in_run = True
         async with anyio.create_task_group() as signals:
-            await signals.start(self._watch_signals)
+            await signals.start(watch_signals, self._on_signal)
             try:
                 await self.start()
             except StartupError:
                 pass
             else:
-                assert self._shutdown is not None
-                await self._shutdown.wait()
-                self._arm(
-                    self.settings.lifecycle.shutdown_timeout + HARD_EXIT_MARGIN,
-                    ExitCode.FAILURE,
-                    "the shutdown outlived lifecycle.shutdown_timeout",
-                )
+                await self.wait_for_shutdown()
+                timeout = self.settings.lifecycle.shutdown_timeout + HARD_EXIT_MARGIN
+                self._arm(timeout, ExitCode.FAILURE, messages.SHUTDOWN_OUTLIVED)
                 await self.stop()
             signals.cancel_scope.cancel()
         return int(self.exit_code if self.exit_code is not None else ExitCode.FAILURE)
 
-    async def _watch_signals(self, *, task_status: TaskStatus[None]) -> None:
-        if threading.current_thread() is not threading.main_thread():
-            task_status.started()  # signals can only be handled in the main thread
-            return
-        previous = {sig: signal.getsignal(sig) for sig in SIGNALS}
-        try:
-            with anyio.open_signal_receiver(*SIGNALS) as received:
-                task_status.started()
-                count = 0
-                async for sig in received:
-                    count += 1
-                    self._on_signal(signal.Signals(sig), count)
-        finally:
-            for sig, handler in previous.items():
-                if handler is not None:
-                    signal.signal(sig, handler)
-
     def _on_signal(self, sig: signal.Signals, count: int) -> None:
-        from loguru import logger
-
+        log = runner_log()
         if count == 1:
-            logger.info(f"received {sig.name}: shutting down gracefully")
+            log.info(messages.signal_received(sig.name))
             self._request(ExitCode.OK, sig.name)
-            if self.readiness.state is AppState.STARTING:
-                logger.warning(f"{sig.name} during startup: aborting and rolling back")
-            return
-        if count == 2:
-            logger.warning(f"received {sig.name} again: forcing the shutdown")
+            if self.state is RunState.STARTING:
+                log.warning(messages.signal_during_startup(sig.name))
+        elif count == 2:
+            log.warning(messages.signal_again(sig.name))
             self.force(f"second {sig.name}")
             self._arm(FORCED_EXIT_AFTER, ExitCode.FORCED, f"second {sig.name}")
-            return
-        self._hard_exit(ExitCode.FORCED, f"{sig.name} received {count} times")
+        elif self._watchdog is not None:
+            self._watchdog.fire(ExitCode.FORCED, f"{sig.name} received {count} times")
 
     # -- the last resort ------------------------------------------------------------------------
 
     def _arm(self, seconds: float, code: int, why: str) -> None:
-        """Exit the process after ``seconds`` even if the event loop is stuck; logs flushed first."""
-        self._disarm()
-        self._watchdog = _daemon_timer(seconds, self._hard_exit, code, why)
-
-    def _disarm(self) -> None:
+        """Inside ``run()``: exit after ``seconds`` even if the event loop is stuck."""
         if self._watchdog is not None:
-            self._watchdog.cancel()
-            self._watchdog = None
+            self._watchdog.arm(seconds, code, why)
 
-    def _hard_exit(self, code: int, why: str) -> None:
-        from loguru import logger
-
-        logger.error(f"exiting now ({why}); stops still running were abandoned")
+    def _last_words(self, code: int, why: str) -> None:
+        runner_log().error(messages.exiting_now(why))
         self.exit_code = code
         try:
             self._report()
         finally:
             if self._log is not None:
                 self._log.flush_sync()
-            _exit_now(code)
 
     # -- CLI ------------------------------------------------------------------------------------
 
     @classmethod
     def main(cls, argv: list[str] | None = None) -> None:
         """CLI entry: ``--config-dir``, ``--env``, ``--set key=value``; runs; exits with the code."""
-        from framework.cli import run_application
+        from framework.launch import run_application
 
         sys.exit(run_application(cls, argv))
 
 
-def _daemon_timer(seconds: float, function: Any, *args: Any) -> threading.Timer:
-    """A started timer thread that does not keep the process alive."""
-    timer = threading.Timer(seconds, function, args)
-    timer.daemon = True
-    timer.start()
-    return timer
-
-
-def _exit_now(code: int) -> None:
-    sys.stdout.flush()
-    sys.stderr.flush()
-    os._exit(code)
+def _load(
+    cls: type[Application],
+    config_dir: str | os.PathLike[str] | None,
+    env: str | None,
+    overrides: Mapping[str, Any] | None,
+    settings: Settings | None,
+) -> LoadedSettings[Settings]:
+    """The app's settings: given (checked against its services), or loaded from every source."""
+    names = list(service_providers(cls.container_class))
+    if settings is not None:
+        problems = unknown_services(settings.services, names, {})
+        if problems:
+            raise ConfigError(problems)
+        return LoadedSettings(settings)
+    return load_settings(
+        cls.settings_class, config_dir=config_dir, env=env, overrides=overrides, services=names
+    )

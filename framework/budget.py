@@ -2,23 +2,26 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from collections.abc import Mapping
 
-if TYPE_CHECKING:
-    from framework.application import Application
+from framework.graph import DependencyGraph
+from framework.settings import LifecycleSettings
+from framework.timing import GRACE_HEADROOM
 
-__all__ = ("check_budget",)
-
-# Headroom asked for between the budget and the platform's grace period: the log flush and the
-# process exit happen after the last stop.
-GRACE_HEADROOM = 2.0
+__all__ = ("GRACE_HEADROOM", "check_budget")
 
 
-def check_budget(app: Application, grace_period: float | None = None) -> list[str]:
-    """Warnings, each saying what does not fit and what to change."""
-    lc = app.settings.lifecycle
-    stop_bounds = {name: app.bounds(name)[1].seconds or 0.0 for name in app.graph.order}
-    longest, chain = app.graph.longest_chain(stop_bounds)
+def check_budget(
+    lc: LifecycleSettings,
+    graph: DependencyGraph,
+    stop_seconds: Mapping[str, float],
+    grace_period: float | None = None,
+) -> list[str]:
+    """Warnings, each saying what does not fit and what to change.
+
+    ``stop_seconds`` is each service's stop bound (`framework.timeouts.stop_seconds`).
+    """
+    longest, chain = graph.longest_chain(stop_seconds)
     warnings = []
     needed = lc.shutdown_delay + longest
     if needed > lc.shutdown_timeout:

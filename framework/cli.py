@@ -10,22 +10,24 @@ import importlib
 import json
 import os
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import click
 
+from framework import launch
 from framework.application import Application
 from framework.budget import check_budget
-from framework.config import parse_override
-from framework.errors import ConfigError, GraphError, TargetError
+from framework.errors import ConfigError, TargetError
 from framework.exitcode import ExitCode
+from framework.launch import app_options, build, guard, run_application, run_options
 from framework.template import NewCommand
+from framework.timeouts import stop_seconds
 
 __all__ = ("cli", "load_target", "main", "run_application")
 
-F = TypeVar("F", bound=Callable[..., Any])
+_fail = launch.fail
 
 
 def load_target(spec: str) -> type[Application]:
@@ -60,49 +62,10 @@ def load_target(spec: str) -> type[Application]:
     return obj
 
 
-def _app_options(func: F) -> F:
-    func = click.option(
-        "--set",
-        "sets",
-        multiple=True,
-        metavar="KEY=VALUE",
-        help='Override a setting; the value is read as TOML (2.5, 8080, true, "text").',
-    )(func)
-    func = click.option(
-        "--env", default=None, help="Environment: also reads <config-dir>/<env>.toml."
-    )(func)
-    func = click.option(
-        "--config-dir",
-        default=None,
-        type=click.Path(file_okay=False, path_type=Path),
-        help="Directory of default.toml and <env>.toml (default: ./config).",
-    )(func)
-    return func
-
-
 def _build(
-    target: str | type[Application],
-    config_dir: Path | None,
-    env: str | None,
-    sets: Sequence[str],
-    **kwargs: Any,
+    target: str, config_dir: Path | None, env: str | None, sets: Sequence[str]
 ) -> Application:
-    cls = load_target(target) if isinstance(target, str) else target
-    overrides = dict(parse_override(s) for s in sets)
-    return cls(config_dir=config_dir, env=env, overrides=overrides, **kwargs)
-
-
-def _fail(error: Exception) -> None:
-    click.echo(f"error: {error}", err=True)
-    sys.exit(ExitCode.CONFIG)
-
-
-def _guard(build: Callable[[], Application]) -> Application:
-    try:
-        return build()
-    except (ConfigError, GraphError, TargetError) as exc:
-        _fail(exc)
-        raise  # unreachable
+    return guard(lambda: build(load_target(target), config_dir, env, sets))
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -111,44 +74,17 @@ def cli() -> None:
     """Run and inspect services built on framework."""
 
 
-def _run_options(func: F) -> F:
-    func = click.option(
-        "--backend",
-        type=click.Choice(["asyncio", "trio"]),
-        default=None,
-        help="Event loop (default: the app's).",
-    )(func)
-    func = click.option(
-        "--report",
-        type=click.Path(dir_okay=False, path_type=Path),
-        help="Also write the timeline as JSON here.",
-    )(func)
-    return _app_options(func)
-
-
-def _run(
-    target: str | type[Application],
-    config_dir: Path | None,
-    env: str | None,
-    sets: tuple[str, ...],
-    report: Path | None,
-    backend: str | None,
-) -> None:
-    app = _guard(lambda: _build(target, config_dir, env, sets, report=report))
-    sys.exit(app.run(backend=backend))
-
-
 @cli.command()
 @click.argument("target")
-@_run_options
+@run_options
 def run(target: str, **options: Any) -> None:
     """Run the application TARGET (module:App) until SIGTERM, SIGINT, SIGHUP or SIGQUIT."""
-    _run(target, **options)
+    launch.run(guard(lambda: load_target(target)), **options)
 
 
 @cli.command()
 @click.argument("target")
-@_app_options
+@app_options
 @click.option("--strict", is_flag=True, help="Fail (exit 78) on budget warnings too.")
 @click.option(
     "--grace-period", type=float, default=None, help="The platform's grace period in seconds."
@@ -162,10 +98,12 @@ def check(
     grace_period: float | None,
 ) -> None:
     """Validate configuration, graph and shutdown budget; print the start order. Starts nothing."""
-    app = _guard(lambda: _build(target, config_dir, env, sets))
+    app = _build(target, config_dir, env, sets)
     for n, layer in enumerate(app.graph.layers()):
         click.echo(f"{n}: {' '.join(layer)}")
-    warnings = check_budget(app, grace_period=grace_period)
+    classes = {name: app.service_class(name) for name in app.graph.order}
+    stop_bounds = stop_seconds(app.graph.order, classes, app.settings)
+    warnings = check_budget(app.settings.lifecycle, app.graph, stop_bounds, grace_period)
     for warning in warnings:
         click.echo(f"warning: {warning}", err=True)
     if warnings and strict:
@@ -179,13 +117,13 @@ def config() -> None:
 
 @config.command("show")
 @click.argument("target")
-@_app_options
+@app_options
 @click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text")
 def config_show(
     target: str, config_dir: Path | None, env: str | None, sets: tuple[str, ...], fmt: str
 ) -> None:
     """Every effective setting with its source; secrets redacted."""
-    app = _guard(lambda: _build(target, config_dir, env, sets))
+    app = _build(target, config_dir, env, sets)
     items = list(app.loaded.items())
     if fmt == "json":
         payload = {key: {"value": value, "source": str(source)} for key, value, source in items}
@@ -220,13 +158,13 @@ Environment variables nest with __, e.g. APP_LIFECYCLE__SHUTDOWN_TIMEOUT=20."""
 
 @cli.command()
 @click.argument("target")
-@_app_options
+@app_options
 @click.option("--format", "fmt", type=click.Choice(["text", "mermaid", "dot"]), default="text")
 def graph(
     target: str, config_dir: Path | None, env: str | None, sets: tuple[str, ...], fmt: str
 ) -> None:
     """The service dependency graph."""
-    app = _guard(lambda: _build(target, config_dir, env, sets))
+    app = _build(target, config_dir, env, sets)
     g = app.graph
     if fmt == "mermaid":
         click.echo("graph TD")
@@ -263,24 +201,6 @@ def new(name: str, output_dir: Path, no_input: bool, sets: tuple[str, ...]) -> N
         _fail(exc)
         return
     click.echo(f"created {path}")
-
-
-def run_application(cls: type[Application], argv: Sequence[str] | None = None) -> int:
-    """What ``App.main()`` runs: the options of ``framework run`` for one application class."""
-
-    @click.command()
-    @_run_options
-    def command(**options: Any) -> None:
-        _run(cls, **options)
-
-    try:
-        command.main(args=list(argv) if argv is not None else None, standalone_mode=False)
-    except SystemExit as exc:
-        return int(exc.code or 0)
-    except click.ClickException as exc:
-        exc.show()
-        return ExitCode.CONFIG
-    return ExitCode.OK
 
 
 def main() -> None:

@@ -79,15 +79,9 @@ class ServiceError(FrameworkError):
         super().__init__(self._message())
 
     def _message(self) -> str:
-        from framework.events import Outcome, Phase
+        from framework.messages import failure
 
-        verb = {Phase.START: "start", Phase.STOP: "stop", Phase.RUN: "run"}[self.phase]
-        if self.outcome is Outcome.TIMED_OUT and self.bound is not None:
-            return f"service {self.service!r} did not {verb} within {self.bound}"
-        if self.outcome is Outcome.CANCELLED:
-            return f"service {self.service!r}: {verb} was cancelled"
-        cause = f"{type(self.cause).__name__}: {self.cause}" if self.cause else "unknown error"
-        return f"service {self.service!r} failed to {verb}: {cause}"
+        return failure(self.service, self.phase, self.outcome, self.bound, self.cause)
 
 
 class _ServiceErrors(FrameworkError):

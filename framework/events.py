@@ -7,12 +7,14 @@ them. Durations are in seconds.
 from __future__ import annotations
 
 import enum
+import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 
 __all__ = (
     "Bound",
     "Event",
+    "EventBus",
     "EventHandler",
     "Outcome",
     "Phase",
@@ -125,9 +127,13 @@ class RollingBack:
 
 @dataclass(frozen=True)
 class ShutdownStarted:
-    """Shutdown began: readiness is not-ready from now on; the shutdown delay, then the stops."""
+    """Shutdown began: readiness is not-ready from now on; the shutdown delay, then the stops.
+
+    ``delay`` is the shutdown delay about to be served (0 when there is none, or when forced).
+    """
 
     reason: str
+    delay: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -150,3 +156,26 @@ Event = (
     | ShutdownFinished
 )
 EventHandler = Callable[[Event], None]
+
+
+class EventBus:
+    """The one place lifecycle events go out: consumers `subscribe`, the engine emits.
+
+    Handlers are called in the order they subscribed, synchronously; a handler that raises is
+    reported on stderr and the others still get the event (a broken consumer must not break the
+    lifecycle).
+    """
+
+    def __init__(self, *handlers: EventHandler) -> None:
+        self._handlers: list[EventHandler] = list(handlers)
+
+    def subscribe(self, handler: EventHandler) -> None:
+        """Receive every event from now on (a sync callable; keep it quick)."""
+        self._handlers.append(handler)
+
+    def emit(self, event: Event) -> None:
+        for handler in self._handlers:
+            try:
+                handler(event)
+            except Exception as exc:
+                print(f"framework: event handler {handler!r} failed: {exc!r}", file=sys.stderr)

@@ -7,7 +7,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from framework.lifecycle import ServiceRecord
+from framework.records import ServiceRecord
 from framework.secrets import redact
 
 __all__ = ("render_timeline", "timeline", "write_report")

@@ -70,3 +70,24 @@ def test_app_main_parses_the_run_options(tmp_path, monkeypatch) -> None:  # type
     with pytest.raises(SystemExit) as info:
         App.main(["--set", "lifecycle.stop_timeout=abc"])
     assert info.value.code == 78
+
+
+def test_module_paths_users_import_keep_working() -> None:
+    """The paths users, the template and the docs import from still give the same names."""
+    from framework.application import Application
+    from framework.events import EventBus, ShutdownStarted
+    from framework.lifecycle import Lifecycle, LifecycleState, ServiceRecord
+    from framework.services.logging import LoggingSettings, LogSink, log_event, setup_logging
+
+    assert Application is framework.Application
+    assert {Lifecycle, LifecycleState, ServiceRecord, EventBus, ShutdownStarted}
+    assert {LoggingSettings, LogSink, log_event, setup_logging}
+
+
+def test_importing_the_runner_does_not_load_the_cli() -> None:
+    """`framework.application` no longer imports `framework.cli` (nor click) to be imported."""
+    code = "import sys, framework.application; print('framework.cli' in sys.modules, 'click' in sys.modules)"
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60
+    )
+    assert out.stdout.split() == ["False", "False"]

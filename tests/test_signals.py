@@ -1,19 +1,25 @@
-"""Real signals sent to real subprocesses: one test per behaviour of the runner."""
+"""Signals: real signals sent to real subprocesses, one test per behaviour of the runner; and the
+watcher (`framework.signals`) with an injected ``notify``, no real signal needed."""
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import signal
 import subprocess
 import time
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
+import anyio
 import pytest
 
+from framework.signals import SIGNALS, watch_signals
 from tests import _process
 from tests._process import finish, run_cli, with_sets
 from tests.sample_apps import read_journal
 
-pytestmark = pytest.mark.slow
+SLOW = pytest.mark.slow  # the real-signal tests run a subprocess each
 
 
 def spawn(
@@ -41,6 +47,7 @@ def events(tmp_path: Path, what: str) -> list[str]:
 BACKENDS = [pytest.param((), id="asyncio"), pytest.param(("--backend", "trio"), id="trio")]
 
 
+@SLOW
 @pytest.mark.parametrize("backend", BACKENDS)
 def test_sigterm_stops_everything_in_reverse_and_exits_0(
     tmp_path: Path, backend: tuple[str, ...]
@@ -55,6 +62,7 @@ def test_sigterm_stops_everything_in_reverse_and_exits_0(
     assert "received SIGTERM" in err and "timeline:" in err and "Traceback" not in err
 
 
+@SLOW
 def test_sigint_is_graceful_too(tmp_path: Path) -> None:
     proc = spawn(tmp_path)
     wait_for(tmp_path, "app ready")
@@ -64,6 +72,7 @@ def test_sigint_is_graceful_too(tmp_path: Path) -> None:
     assert "KeyboardInterrupt" not in err
 
 
+@SLOW
 @pytest.mark.parametrize("backend", BACKENDS)
 def test_second_signal_while_a_stop_hangs_exits_130_within_a_second(
     tmp_path: Path, backend: tuple[str, ...]
@@ -84,6 +93,7 @@ def test_second_signal_while_a_stop_hangs_exits_130_within_a_second(
     assert "timeline:" in err  # logs were flushed after the forced exit
 
 
+@SLOW
 def test_second_signal_while_a_stop_blocks_in_a_thread_still_exits_130(tmp_path: Path) -> None:
     """A stop stuck in a worker thread cannot be cancelled: it is left behind, the logs are flushed,
     and the process ends shortly after."""
@@ -104,6 +114,7 @@ def test_second_signal_while_a_stop_blocks_in_a_thread_still_exits_130(tmp_path:
     assert "timeline:" in err  # the logs were flushed before the process ended
 
 
+@SLOW
 @pytest.mark.parametrize("backend", BACKENDS)
 def test_crash_in_run_exits_1_and_stops_dependents_first(
     tmp_path: Path, backend: tuple[str, ...]
@@ -116,6 +127,7 @@ def test_crash_in_run_exits_1_and_stops_dependents_first(
     assert "service 'b' crashed in run(): RuntimeError: b crashed" in err
 
 
+@SLOW
 @pytest.mark.parametrize("backend", BACKENDS)
 def test_signal_during_startup_rolls_back_and_exits_0(
     tmp_path: Path, backend: tuple[str, ...]
@@ -129,6 +141,7 @@ def test_signal_during_startup_rolls_back_and_exits_0(
     assert events(tmp_path, "stopped") in (["c", "b", "a"], ["b", "c", "a"])
 
 
+@SLOW
 def test_failed_start_exits_1_and_rolls_back(tmp_path: Path) -> None:
     proc = spawn(tmp_path, "behaviour.start_error=['c']", "behaviour.start_delay.b=0.2")
     code, err = finish(proc)
@@ -138,6 +151,7 @@ def test_failed_start_exits_1_and_rolls_back(tmp_path: Path) -> None:
     assert events(tmp_path, "stopped")[-1] == "a"
 
 
+@SLOW
 def test_stop_timeout_exits_1_naming_service_and_bound(tmp_path: Path) -> None:
     proc = spawn(tmp_path, "behaviour.stop_delay.c=30", "services.c.stop_timeout=0.2")
     wait_for(tmp_path, "app ready")
@@ -150,6 +164,7 @@ def test_stop_timeout_exits_1_naming_service_and_bound(tmp_path: Path) -> None:
     assert events(tmp_path, "stopped")[-1] == "a"
 
 
+@SLOW
 def test_report_is_written(tmp_path: Path) -> None:
     import json
 
@@ -171,6 +186,7 @@ def test_report_is_written(tmp_path: Path) -> None:
     }
 
 
+@SLOW
 def test_check_on_a_cycle_names_it_and_exits_78(tmp_path: Path) -> None:
     result = run_cli(tmp_path, "check", "tests.sample_apps:CyclicApp")
     assert result.returncode == 78
@@ -178,12 +194,14 @@ def test_check_on_a_cycle_names_it_and_exits_78(tmp_path: Path) -> None:
     assert "Traceback" not in result.stderr
 
 
+@SLOW
 def test_check_prints_layers(tmp_path: Path) -> None:
     result = run_cli(tmp_path, "check", "tests.sample_apps:App")
     assert result.returncode == 0, result.stderr
     assert result.stdout.splitlines() == ["0: a", "1: b c", "2: d"]
 
 
+@SLOW
 @pytest.mark.parametrize(
     ("target", "message"),
     [
@@ -199,3 +217,57 @@ def test_bad_targets_are_one_line_and_exit_78(tmp_path: Path, target: str, messa
         assert result.returncode == 78
         assert message in result.stderr
         assert len(result.stderr.strip().splitlines()) == 1 and "Traceback" not in result.stderr
+
+
+class FakeNotify:
+    """Stands in for ``anyio.open_signal_receiver``: yields the signals it is given."""
+
+    def __init__(self, *sent: signal.Signals) -> None:
+        self.sent = sent
+        self.asked: tuple[signal.Signals, ...] = ()
+
+    @contextlib.contextmanager
+    def __call__(self, *signals: signal.Signals) -> Iterator[AsyncIterator[int]]:
+        self.asked = signals
+
+        async def receive() -> AsyncIterator[int]:
+            for sig in self.sent:
+                yield int(sig)
+            await anyio.sleep_forever()
+
+        yield receive()
+
+
+@pytest.mark.anyio
+async def test_watcher_counts_signals_in_order() -> None:
+    """Each signal reaches the handler with how many came so far; any of the four counts."""
+    seen: list[tuple[signal.Signals, int]] = []
+    notify = FakeNotify(signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
+    async with anyio.create_task_group() as tg:
+        await tg.start(
+            functools.partial(watch_signals, lambda s, n: seen.append((s, n)), notify=notify)
+        )
+        with anyio.fail_after(5):
+            while len(seen) < 3:
+                await anyio.sleep(0.01)
+        tg.cancel_scope.cancel()
+    assert seen == [(signal.SIGTERM, 1), (signal.SIGINT, 2), (signal.SIGHUP, 3)]
+    assert set(notify.asked) == set(SIGNALS)
+    assert set(SIGNALS) == {signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT}
+
+
+@pytest.mark.anyio
+async def test_watcher_puts_the_previous_handlers_back() -> None:
+    """After the watcher ends, SIGTERM is handled as before it began."""
+
+    def mine(signum: int, frame: object) -> None:  # never called
+        raise AssertionError
+
+    previous = signal.signal(signal.SIGTERM, mine)
+    try:
+        async with anyio.create_task_group() as tg:
+            await tg.start(watch_signals, lambda s, n: None)
+            tg.cancel_scope.cancel()
+        assert signal.getsignal(signal.SIGTERM) is mine
+    finally:
+        signal.signal(signal.SIGTERM, previous)

@@ -1,0 +1,58 @@
+"""Building the app's container and creating its services, before anything starts.
+
+`build_container` instantiates the `DeclarativeContainer` class and hands it the loaded settings
+(a provider named ``settings`` is overridden with them); `create_services` calls each service's
+provider in start order and checks it got a `Service`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from dependency_injector import containers, providers
+from dependency_injector.errors import NonCopyableArgumentError
+
+from framework import messages
+from framework.errors import FrameworkError, StartupError
+from framework.graph import DependencyGraph
+from framework.service import Service
+from framework.settings import Settings
+
+__all__ = ("build_container", "create_services")
+
+
+def build_container(
+    container_class: type[containers.DeclarativeContainer], settings: Settings
+) -> containers.DeclarativeContainer:
+    """An instance of ``container_class`` whose ``settings`` provider (if any) gives ``settings``."""
+    try:
+        container = container_class()
+    except NonCopyableArgumentError as exc:
+        raise FrameworkError(
+            f"{container_class.__name__}: {exc}; wrap the object in providers.Object(...) "
+            "(dependency-injector copies plain arguments when it creates the container)"
+        ) from None
+    if "settings" in container.providers:
+        container.settings.override(providers.Object(settings))
+    return container
+
+
+def create_services(
+    graph: DependencyGraph, service_providers: Mapping[str, Any]
+) -> dict[str, Service]:
+    """Call each service's provider, in start order; `StartupError` (logged) on the first failure."""
+    services: dict[str, Service] = {}
+    for name in graph.order:
+        try:
+            service = service_providers[name]()
+        except Exception as exc:
+            message = messages.not_created(name, exc)
+            messages.runner_log().opt(exception=exc).error(message)
+            raise StartupError([], message) from exc
+        if not isinstance(service, Service):
+            message = messages.not_a_service(name, service)
+            messages.runner_log().error(message)
+            raise StartupError([], message)
+        services[name] = service
+    return services

@@ -1,0 +1,120 @@
+"""Running one `Application` class from command-line options: ``framework run`` and ``App.main()``.
+
+It needs the class, never imports the runner: `framework.application` calls into it (``main``)
+and `framework.cli` builds on it, and neither import cycle exists.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
+
+import click
+
+from framework.config import parse_override
+from framework.errors import ConfigError, GraphError, TargetError
+from framework.exitcode import ExitCode
+
+if TYPE_CHECKING:
+    from framework.application import Application
+
+__all__ = ("app_options", "build", "fail", "guard", "run", "run_application", "run_options")
+
+F = TypeVar("F", bound=Callable[..., Any])
+A = TypeVar("A")
+
+
+def app_options(func: F) -> F:
+    """``--config-dir``, ``--env`` and ``--set KEY=VALUE`` (repeatable)."""
+    func = click.option(
+        "--set",
+        "sets",
+        multiple=True,
+        metavar="KEY=VALUE",
+        help='Override a setting; the value is read as TOML (2.5, 8080, true, "text").',
+    )(func)
+    func = click.option(
+        "--env", default=None, help="Environment: also reads <config-dir>/<env>.toml."
+    )(func)
+    func = click.option(
+        "--config-dir",
+        default=None,
+        type=click.Path(file_okay=False, path_type=Path),
+        help="Directory of default.toml and <env>.toml (default: ./config).",
+    )(func)
+    return func
+
+
+def run_options(func: F) -> F:
+    """The options of ``framework run``: the app options, ``--report`` and ``--backend``."""
+    func = click.option(
+        "--backend",
+        type=click.Choice(["asyncio", "trio"]),
+        default=None,
+        help="Event loop (default: the app's).",
+    )(func)
+    func = click.option(
+        "--report",
+        type=click.Path(dir_okay=False, path_type=Path),
+        help="Also write the timeline as JSON here.",
+    )(func)
+    return app_options(func)
+
+
+def fail(error: Exception) -> NoReturn:
+    """One clear line on stderr and exit 78 (a user mistake, never a traceback)."""
+    click.echo(f"error: {error}", err=True)
+    sys.exit(ExitCode.CONFIG)
+
+
+def guard(make: Callable[[], A]) -> A:
+    """``make()``, with a bad target, configuration or graph turned into `fail`."""
+    try:
+        return make()
+    except (ConfigError, GraphError, TargetError) as exc:
+        fail(exc)
+
+
+def build(
+    cls: type[Application],
+    config_dir: Path | None,
+    env: str | None,
+    sets: Sequence[str],
+    **kwargs: Any,
+) -> Application:
+    """``cls(...)`` from the app options (``--set`` values parsed)."""
+    overrides = dict(parse_override(s) for s in sets)
+    return cls(config_dir=config_dir, env=env, overrides=overrides, **kwargs)
+
+
+def run(
+    cls: type[Application],
+    config_dir: Path | None,
+    env: str | None,
+    sets: tuple[str, ...],
+    report: Path | None,
+    backend: str | None,
+) -> NoReturn:
+    """Build the application (exit 78 on a bad configuration), run it, exit with its code."""
+    app = guard(lambda: build(cls, config_dir, env, sets, report=report))
+    sys.exit(app.run(backend=backend))
+
+
+def run_application(cls: type[Application], argv: Sequence[str] | None = None) -> int:
+    """What ``App.main()`` runs: the options of ``framework run`` for one application class."""
+
+    @click.command()
+    @run_options
+    def command(**options: Any) -> None:
+        run(cls, **options)
+
+    try:
+        command.main(args=list(argv) if argv is not None else None, standalone_mode=False)
+    except SystemExit as exc:
+        return int(exc.code or 0)
+    except click.ClickException as exc:
+        exc.show()
+        return ExitCode.CONFIG
+    return ExitCode.OK

@@ -1,0 +1,173 @@
+"""Logging setup: loguru, with stdlib logging routed into it; set up first, flushed last.
+
+The application calls `setup_logging` before the first service starts and `LogSink.flush` after
+the last one stops, on every exit path: ``await logger.complete()`` then ``logger.remove()``, so
+coroutine sinks and ``enqueue=True`` queues are drained. A forced exit from a watchdog thread uses
+`LogSink.flush_sync`.
+
+How lifecycle events become log lines is `framework.messages`; this module only sets up the sinks.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+import threading
+from collections.abc import Callable, Iterable
+from datetime import UTC
+from types import FrameType
+from typing import TYPE_CHECKING, Any
+
+from framework.secrets import mask_text
+from framework.settings import LoggingSettings
+
+if TYPE_CHECKING:
+    from loguru import Record
+
+__all__ = ("LogSink", "setup_logging")
+
+
+_fallback_id = -1
+
+
+class _InterceptHandler(logging.Handler):
+    """Send stdlib logging records to loguru, keeping level and caller."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        from loguru import logger
+
+        try:
+            level: str | int = logger.level(record.levelname).name
+        except ValueError:
+            level = record.levelno
+        depth = 2
+        frame: FrameType | None = logging.currentframe()
+        while frame is not None and frame.f_code.co_filename == logging.__file__:
+            frame = frame.f_back
+            depth += 1
+        logger.bind(logger_name=record.name).opt(depth=depth, exception=record.exc_info).log(
+            level, record.getMessage()
+        )
+
+
+def _text(record: Record) -> str:
+    extra = {k: v for k, v in record["extra"].items() if not k.startswith("_")}
+    fields = " ".join(f"{k}={v}" for k, v in extra.items() if k != "logger_name")
+    fields = f" | {fields}" if fields else ""
+    name = extra.get("logger_name") or record["name"]
+    return (
+        "{time:YYYY-MM-DD HH:mm:ss.SSS} | {level: <8} | "
+        + str(name).replace("{", "{{").replace("}", "}}")
+        + " | {message}"
+        + fields.replace("{", "{{").replace("}", "}}")
+        + "\n{exception}"
+    )
+
+
+def _json(record: Record) -> str:
+    out: dict[str, Any] = {
+        "time": record["time"].astimezone(UTC).isoformat(),
+        "level": record["level"].name,
+        "logger": record["extra"].get("logger_name") or record["name"],
+        "message": record["message"],
+    }
+    for key, value in record["extra"].items():
+        if not key.startswith("_") and key != "logger_name":
+            out[key] = value if isinstance(value, str | int | float | bool | None) else str(value)
+    if record["exception"] is not None:
+        import traceback
+
+        exc = record["exception"]
+        out["exception"] = "".join(traceback.format_exception(exc.type, exc.value, exc.traceback))
+    record["extra"]["_json"] = json.dumps(out, default=str)
+    return "{extra[_json]}\n"
+
+
+class LogSink:
+    """The handlers `setup_logging` added, and how to flush them."""
+
+    def __init__(self, handler_ids: list[int], previous_root: tuple[list[logging.Handler], int]):
+        self.handler_ids = handler_ids
+        self._previous_root = previous_root
+        self._lock = threading.Lock()
+        self._closed = False
+
+    async def flush(self) -> None:
+        """Wait for every queued and coroutine sink to finish, then remove the handlers."""
+        from loguru import logger
+
+        await logger.complete()
+        self.flush_sync()
+
+    def flush_sync(self) -> None:
+        """Remove the handlers (drains ``enqueue`` queues and closes files); safe from any thread."""
+        from loguru import logger
+
+        with self._lock:
+            if self._closed:
+                return
+            self._closed = True
+            for handler_id in self.handler_ids:
+                try:
+                    logger.remove(handler_id)
+                except ValueError:
+                    pass  # already removed by the user
+            root = logging.getLogger()
+            root.handlers[:], level = self._previous_root
+            root.setLevel(level)
+            # keep warnings visible after shutdown, as loguru's default handler would
+            global _fallback_id
+            if not logger._core.handlers:  # type: ignore[attr-defined]
+                _fallback_id = logger.add(sys.stderr, level="WARNING")
+
+
+def setup_logging(settings: LoggingSettings, secrets: Iterable[str] = ()) -> LogSink:
+    """Configure loguru from ``settings``; mask every string in ``secrets`` in every record."""
+    from loguru import logger
+
+    masked = {s for s in secrets if s}
+
+    def patch(record: Record) -> None:
+        record["message"] = mask_text(record["message"], masked)
+
+    global _fallback_id
+    for default in (0, _fallback_id):  # loguru's default handler, or ours from a previous flush
+        try:
+            logger.remove(default)
+        except ValueError:
+            pass
+    logger.configure(patcher=patch)
+    fmt: Callable[[Record], str] = _json if settings.format == "json" else _text
+    # diagnose=False: tracebacks never show variable values (they could hold secrets)
+    common: dict[str, Any] = {
+        "level": settings.level,
+        "format": fmt,
+        "enqueue": settings.enqueue,
+        "backtrace": False,
+        "diagnose": False,
+    }
+    ids: list[int] = []
+    if settings.stderr:
+        ids.append(logger.add(sys.stderr, colorize=False, **common))
+    if settings.file is not None:
+        settings.file.parent.mkdir(parents=True, exist_ok=True)
+        ids.append(
+            logger.add(
+                settings.file,
+                rotation=settings.rotation,
+                retention=settings.retention,
+                encoding="utf-8",
+                **common,
+            )
+        )
+    root = logging.getLogger()
+    previous = (list(root.handlers), root.level)
+    if settings.stdlib:
+        root.handlers[:] = [_InterceptHandler()]
+        root.setLevel(logging.getLevelName(settings.level) if settings.level != "TRACE" else 5)
+        for name in ("uvicorn", "uvicorn.error", "uvicorn.access", "sqlalchemy"):
+            lg = logging.getLogger(name)
+            lg.handlers.clear()
+            lg.propagate = True
+    return LogSink(ids, previous)

@@ -1,0 +1,196 @@
+"""Every message the runner and the engine write, worded once.
+
+The lifecycle events are rendered here (logger ``framework.lifecycle``), and so are the runner's
+own lines (logger ``framework.application``), whichever module writes them. The failure wording
+("service 'db' did not stop within 3 s (services.db.stop_timeout)") is built by `failure`, which
+`framework.errors.ServiceError` uses too.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from framework.events import (
+    Bound,
+    Event,
+    Outcome,
+    Phase,
+    RollingBack,
+    ServiceCrashed,
+    ServiceStarted,
+    ServiceStartFailed,
+    ServiceStarting,
+    ServiceStopFailed,
+    ServiceStopped,
+    ServiceStopping,
+    ShutdownFinished,
+    ShutdownStarted,
+    StartupFinished,
+)
+
+if TYPE_CHECKING:
+    from loguru import Logger
+
+__all__ = (
+    "ABORTED_BEFORE_START",
+    "ENGINE_LOGGER",
+    "ROLLBACK_OUTLIVED",
+    "RUNNER_LOGGER",
+    "SHUTDOWN_OUTLIVED",
+    "crashed",
+    "error_text",
+    "exiting_now",
+    "failure",
+    "log_event",
+    "not_a_service",
+    "not_created",
+    "report_not_written",
+    "runner_log",
+    "signal_again",
+    "signal_during_startup",
+    "signal_received",
+    "starting",
+)
+
+RUNNER_LOGGER = "framework.application"
+"""The logger name of the runner's own lines (signals, startup, timeline, exit)."""
+ENGINE_LOGGER = "framework.lifecycle"
+"""The logger name of the rendered lifecycle events."""
+
+
+def runner_log() -> Logger:
+    """The loguru logger, named as the runner's lines have always been."""
+    from loguru import logger
+
+    return logger.bind(logger_name=RUNNER_LOGGER)
+
+
+def error_text(error: BaseException | None) -> str:
+    """``TypeName: message``, or ``unknown error``."""
+    return f"{type(error).__name__}: {error}" if error is not None else "unknown error"
+
+
+def failure(
+    service: str,
+    phase: Phase,
+    outcome: Outcome,
+    bound: Bound | None = None,
+    cause: BaseException | None = None,
+) -> str:
+    """What went wrong with one service in one phase, e.g. ``service 'db' failed to stop: ...``."""
+    verb = phase.value
+    if outcome is Outcome.TIMED_OUT and bound is not None:
+        return f"service {service!r} did not {verb} within {bound}"
+    if outcome is Outcome.CANCELLED:
+        return f"service {service!r}: {verb} was cancelled"
+    return f"service {service!r} failed to {verb}: {error_text(cause)}"
+
+
+# -- the runner's lines ---------------------------------------------------------------------------
+
+
+def starting(app: str, services: int, layers: int, env: str | None) -> str:
+    return f"starting {app}: {services} service(s) in {layers} layer(s)" + (
+        f", env {env}" if env else ""
+    )
+
+
+def not_created(name: str, error: BaseException) -> str:
+    return f"service {name!r} could not be created: {error_text(error)}"
+
+
+def not_a_service(name: str, provided: object) -> str:
+    return (
+        f"service {name!r}: its provider returned {type(provided).__name__}, not a "
+        "Service; an override must provide a Service too"
+    )
+
+
+ABORTED_BEFORE_START = "startup aborted before any service started"
+ROLLBACK_OUTLIVED = "the rollback outlived lifecycle.shutdown_timeout"
+SHUTDOWN_OUTLIVED = "the shutdown outlived lifecycle.shutdown_timeout"
+
+
+def crashed(name: str, error: BaseException) -> str:
+    return f"service {name!r} crashed: {error_text(error)}"
+
+
+def signal_received(sig: str) -> str:
+    return f"received {sig}: shutting down gracefully"
+
+
+def signal_during_startup(sig: str) -> str:
+    return f"{sig} during startup: aborting and rolling back"
+
+
+def signal_again(sig: str) -> str:
+    return f"received {sig} again: forcing the shutdown"
+
+
+def exiting_now(why: str) -> str:
+    return f"exiting now ({why}); stops still running were abandoned"
+
+
+def report_not_written(path: object, error: OSError) -> str:
+    return f"cannot write the report to {path}: {error}"
+
+
+# -- the lifecycle events -------------------------------------------------------------------------
+
+
+def log_event(event: Event) -> None:
+    """Render a lifecycle event as a structured log record."""
+    from loguru import logger
+
+    log = logger.bind(logger_name=ENGINE_LOGGER, event=type(event).__name__)
+    match event:
+        case ServiceStarting(service=name):
+            log.bind(service=name, phase="start").debug(f"starting service {name!r}")
+        case ServiceStarted(service=name, duration=d):
+            log.bind(service=name, phase="start", outcome="ok", duration=round(d, 6)).info(
+                f"service {name!r} started in {d:.3f} s"
+            )
+        case ServiceStartFailed() | ServiceStopFailed():
+            _log_failure(log, event)
+        case ServiceStopping(service=name):
+            log.bind(service=name, phase="stop").debug(f"stopping service {name!r}")
+        case ServiceStopped(service=name, duration=d):
+            log.bind(service=name, phase="stop", outcome="ok", duration=round(d, 6)).info(
+                f"service {name!r} stopped in {d:.3f} s"
+            )
+        case ServiceCrashed(service=name, error=e):
+            log.bind(service=name, phase="run", outcome="failed").opt(exception=e).error(
+                f"service {name!r} crashed in run(): {error_text(e)}; shutting down"
+            )
+        case RollingBack(reason=r, services=names):
+            log.warning(f"startup aborted ({r}); stopping {len(names)} service(s) that began")
+        case StartupFinished(duration=d, ok=True):
+            log.bind(duration=round(d, 6)).info(f"startup complete in {d:.3f} s")
+        case StartupFinished(duration=d, ok=False):
+            log.bind(duration=round(d, 6)).error(f"startup failed after {d:.3f} s")
+        case ShutdownStarted(reason=r, delay=delay):
+            log.info(f"shutting down: {r}")
+            if delay > 0:
+                runner_log().info(f"shutting down ({r}): not ready; serving for {delay:g} s more")
+        case ShutdownFinished(duration=d, ok=ok):
+            log.bind(duration=round(d, 6)).log(
+                "INFO" if ok else "ERROR",
+                f"shutdown {'complete' if ok else 'finished with errors'} in {d:.3f} s",
+            )
+
+
+def _log_failure(log: Logger, event: ServiceStartFailed | ServiceStopFailed) -> None:
+    name, d, bound, error = event.service, event.duration, event.bound, event.error
+    stop = isinstance(event, ServiceStopFailed)
+    phase, after = (Phase.STOP, "; shutdown continued") if stop else (Phase.START, "")
+    log = log.bind(service=name, phase=phase.value, outcome=event.outcome.value)
+    log = log.bind(duration=round(d, 6))
+    if event.outcome is Outcome.CANCELLED:
+        forced = " (forced shutdown)" if stop else ""
+        log.warning(f"service {name!r}: {phase.value} cancelled after {d:.3f} s{forced}")
+        return
+    text = failure(name, phase, event.outcome, bound, error) + after
+    if event.outcome is Outcome.TIMED_OUT:
+        log.error(text)
+    else:
+        log.opt(exception=error).error(text)

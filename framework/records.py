@@ -1,0 +1,46 @@
+"""`ServiceRecord`: what happened to one service; the engine writes it, the timeline reads it."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import anyio
+
+from framework.errors import ServiceError
+from framework.events import Bound, Outcome, Phase
+from framework.service import Service
+
+__all__ = ("ServiceRecord", "deadline")
+
+
+@dataclass(eq=False)
+class ServiceRecord:
+    """What happened to one service: the timeline report is made of these."""
+
+    name: str
+    service: Service
+    start_bound: Bound
+    stop_bound: Bound
+    start_outcome: Outcome = Outcome.NEVER_STARTED
+    start_began: float | None = None
+    start_duration: float | None = None
+    stop_outcome: Outcome | None = None
+    stop_duration: float | None = None
+    errors: list[ServiceError] = field(default_factory=list)
+    run_scope: anyio.CancelScope | None = field(default=None, repr=False)
+    run_done: anyio.Event | None = field(default=None, repr=False)
+
+    @property
+    def began(self) -> bool:
+        return self.start_began is not None
+
+    @property
+    def crashed(self) -> bool:
+        """Whether its ``run()`` body raised."""
+        return any(e.phase is Phase.RUN for e in self.errors)
+
+
+def deadline(now: float, seconds: float | None) -> float:
+    """``now + seconds``, or never (``inf``) for no bound."""
+    return math.inf if seconds is None else now + seconds

@@ -1,0 +1,37 @@
+"""Per-service time bounds: config > class attribute > lifecycle default.
+
+Plain data in, plain data out: the runner builds the engine's bounds from it, and
+``framework check`` (`framework.budget`) does its arithmetic with it, without an application.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+
+from framework.events import Bound
+from framework.settings import Settings
+
+__all__ = ("service_bounds", "stop_seconds")
+
+
+def service_bounds(name: str, service_class: type, settings: Settings) -> tuple[Bound, Bound]:
+    """The (start, stop) bounds of service ``name``, each naming the setting it came from."""
+    section = settings.service(name)
+    lifecycle = settings.lifecycle
+    out = []
+    for phase, default in (("start", lifecycle.start_timeout), ("stop", lifecycle.stop_timeout)):
+        key = f"{phase}_timeout"
+        if getattr(section, key) is not None:
+            out.append(Bound(getattr(section, key), f"services.{name}.{key}"))
+        elif getattr(service_class, key, None) is not None:
+            out.append(Bound(float(getattr(service_class, key)), f"{service_class.__name__}.{key}"))
+        else:
+            out.append(Bound(default, f"lifecycle.{key}"))
+    return out[0], out[1]
+
+
+def stop_seconds(
+    names: Iterable[str], classes: Mapping[str, type], settings: Settings
+) -> dict[str, float]:
+    """Each service's stop bound in seconds (0 for no bound), for the budget arithmetic."""
+    return {name: service_bounds(name, classes[name], settings)[1].seconds or 0.0 for name in names}
