@@ -18,7 +18,7 @@ from __future__ import annotations
 import difflib
 import os
 import tomllib
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Generic, TypeVar
@@ -109,90 +109,187 @@ def load_settings(
 
     ``services`` are the names ``services.<name>`` sections may use (all names when omitted).
     """
-    problems: list[str] = []
-    merged: dict[str, Any] = {}
-    sources: dict[Path_, Source] = {}
-    environ = {key.upper(): key for key in os.environ}  # upper-case name -> real name
-    prefix = str(settings_class.model_config.get("env_prefix") or "")
-    delimiter = str(settings_class.model_config.get("env_nested_delimiter") or "__")
+    layers = _Layers(_Naming.of(settings_class))
+    # .env is read first only to learn APP_ENV from it; it is applied in its place below
+    dotenv_values = _read_dotenv(settings_class, dotenv, layers)
+    env = _resolve_env(env, layers.naming, dotenv_values.pop(layers.naming.env_key, None))
+    files = _read_config_files(settings_class, config_dir, env, layers)
+    layers.add(_known_dotenv(settings_class, dotenv_values, layers), layers.naming.dotenv_source)
+    layers.add(_read_environ(settings_class, layers), layers.naming.env_source)
+    _apply_overrides(overrides or {}, layers)
+    settings = _validate(settings_class, layers, services)
+    return LoadedSettings(settings, layers.sources, env, tuple(files))
 
-    def layer(values: Mapping[str, Any], source_for: Any) -> None:
-        for path, value in _leaves(values):
-            _put(merged, path, value)
-            sources[path] = source_for(path) if callable(source_for) else source_for
 
-    # .env first only to learn APP_ENV from it; it is applied in its place below
-    dotenv_values: dict[str, Any] = {}
-    dotenv_path = Path(dotenv) if dotenv is not None else None
-    if dotenv_path is not None and dotenv_path.is_file():
-        try:
-            dotenv_values = DotEnvSettingsSource(
-                settings_class,
-                env_file=dotenv_path,
-                env_prefix=prefix,
-                env_nested_delimiter=delimiter,
-            )()
-        except (SettingsError, ValueError) as exc:
-            problems.append(f"{dotenv_path}: cannot be read: {_cause(exc)}")
-    env_key = f"{prefix}env".lower()
-    dotenv_env = dotenv_values.pop(env_key, None)
-    if env is None:
-        env = _getenv(environ, f"{prefix}ENV") or (str(dotenv_env) if dotenv_env else None)
-    env = env or None
+@dataclass(frozen=True)
+class _Naming:
+    """How environment variables are named for a settings class."""
 
-    directory = Path(config_dir) if config_dir is not None else Path("config")
-    files: list[Path] = []
-    if config_dir is not None and not directory.is_dir():
-        problems.append(f"config directory {str(directory)!r} does not exist (--config-dir)")
-    else:
-        for stem in ["default", *([env] if env else [])]:
-            path = _config_file(directory, stem, problems)
-            if path is None:
-                continue
-            files.append(path)
-            values = _read_file(settings_class, path, problems)
-            layer(values, Source("file", str(path)))
+    prefix: str
+    delimiter: str
+    environ: Mapping[str, str]  # upper-case name -> real name, read once per load
 
-    for key in [k for k in dotenv_values if k not in settings_class.model_fields]:
-        del dotenv_values[key]  # not ours (no prefix), or a misspelt name of ours
-        if key.startswith(prefix.lower()):
-            hint = _did_you_mean(key[len(prefix) :], settings_class.model_fields)
-            problems.append(f"{key.upper()} (.env): unknown setting{hint}")
-    layer(dotenv_values, lambda p: Source("dotenv", _env_name(environ, prefix, delimiter, p)))
+    @classmethod
+    def of(cls, settings_class: type[Settings]) -> _Naming:
+        config = settings_class.model_config
+        return cls(
+            prefix=str(config.get("env_prefix") or ""),
+            delimiter=str(config.get("env_nested_delimiter") or "__"),
+            environ={key.upper(): key for key in os.environ},
+        )
 
+    @property
+    def env_key(self) -> str:
+        return f"{self.prefix}env".lower()
+
+    def getenv(self, name: str) -> str | None:
+        """A variable by its name in any case."""
+        key = self.environ.get(name.upper())
+        return os.environ.get(key) if key is not None else None
+
+    def variable(self, path: Path_) -> str:
+        """The variable that set ``path``: the longest prefix of it that names a variable."""
+        for n in range(len(path), 0, -1):
+            name = (self.prefix + self.delimiter.join(path[:n])).upper()
+            if name in self.environ:
+                return self.environ[name]
+        return (self.prefix + self.delimiter.join(path)).upper()
+
+    def dotenv_source(self, path: Path_) -> Source:
+        return Source("dotenv", self.variable(path))
+
+    def env_source(self, path: Path_) -> Source:
+        return Source("env", self.variable(path))
+
+
+@dataclass
+class _Layers:
+    """The values merged so far, the source of each leaf, and the problems found."""
+
+    naming: _Naming
+    merged: dict[str, Any] = field(default_factory=dict)
+    sources: dict[Path_, Source] = field(default_factory=dict)
+    problems: list[str] = field(default_factory=list)
+
+    def add(self, values: Mapping[str, Any], source: Source | Callable[[Path_], Source]) -> None:
+        """Put every leaf of ``values`` over what is there, remembering its source."""
+        for path, value in flatten(values):
+            if path:
+                self.put(path, value, source(path) if callable(source) else source)
+
+    def put(self, path: Path_, value: Any, source: Source) -> None:
+        target = self.merged
+        for key in path[:-1]:
+            nxt = target.get(key)
+            if not isinstance(nxt, dict):
+                nxt = target[key] = {}
+            target = nxt
+        target[path[-1]] = value
+        self.sources[path] = source
+
+
+def _read_dotenv(
+    settings_class: type[Settings], dotenv: str | os.PathLike[str] | None, layers: _Layers
+) -> dict[str, Any]:
+    path = Path(dotenv) if dotenv is not None else None
+    if path is None or not path.is_file():
+        return {}
     try:
-        env_values = EnvSettingsSource(
-            settings_class, env_prefix=prefix, env_nested_delimiter=delimiter
+        return DotEnvSettingsSource(
+            settings_class,
+            env_file=path,
+            env_prefix=layers.naming.prefix,
+            env_nested_delimiter=layers.naming.delimiter,
+        )()
+    except (SettingsError, ValueError) as exc:
+        layers.problems.append(f"{path}: cannot be read: {_cause(exc)}")
+        return {}
+
+
+def _resolve_env(env: str | None, naming: _Naming, dotenv_env: Any) -> str | None:
+    """The environment name: the argument, else ``<prefix>ENV``, else the one in ``.env``."""
+    if env is None:
+        env = naming.getenv(f"{naming.prefix}ENV") or (str(dotenv_env) if dotenv_env else None)
+    return env or None
+
+
+def _read_config_files(
+    settings_class: type[Settings],
+    config_dir: str | os.PathLike[str] | None,
+    env: str | None,
+    layers: _Layers,
+) -> list[Path]:
+    """Apply ``default`` then ``<env>`` from the config directory; the files read, in order."""
+    directory = Path(config_dir) if config_dir is not None else Path("config")
+    if config_dir is not None and not directory.is_dir():
+        layers.problems.append(f"config directory {str(directory)!r} does not exist (--config-dir)")
+        return []
+    files: list[Path] = []
+    for stem in ["default", *([env] if env else [])]:
+        path = _config_file(directory, stem, layers.problems)
+        if path is not None:
+            files.append(path)
+            layers.add(_read_file(settings_class, path, layers.problems), Source("file", str(path)))
+    return files
+
+
+def _known_dotenv(
+    settings_class: type[Settings], values: dict[str, Any], layers: _Layers
+) -> dict[str, Any]:
+    """The ``.env`` values of our fields; a misspelt name with our prefix is a problem."""
+    prefix = layers.naming.prefix.lower()
+    known = {}
+    for key, value in values.items():
+        if key in settings_class.model_fields:
+            known[key] = value
+        elif key.startswith(prefix):  # not ours (no prefix), or a misspelt name of ours
+            hint = _did_you_mean(key[len(prefix) :], settings_class.model_fields)
+            layers.problems.append(f"{key.upper()} (.env): unknown setting{hint}")
+    return known
+
+
+def _read_environ(settings_class: type[Settings], layers: _Layers) -> dict[str, Any]:
+    naming = layers.naming
+    try:
+        return EnvSettingsSource(
+            settings_class, env_prefix=naming.prefix, env_nested_delimiter=naming.delimiter
         )()
     except SettingsError as exc:
-        env_values = {}
-        problems.append(
-            f"environment variables {prefix}*: {_cause(exc)} (complex values must be JSON)"
+        layers.problems.append(
+            f"environment variables {naming.prefix}*: {_cause(exc)} (complex values must be JSON)"
         )
-    layer(env_values, lambda p: Source("env", _env_name(environ, prefix, delimiter, p)))
+        return {}
 
-    for key, value in (overrides or {}).items():
+
+def _apply_overrides(overrides: Mapping[str, Any], layers: _Layers) -> None:
+    for key, value in overrides.items():
         keys = tuple(str(key).split("."))
         if not all(keys):
-            problems.append(f"override {key!r}: a key is dotted names, like lifecycle.stop_timeout")
+            layers.problems.append(
+                f"override {key!r}: a key is dotted names, like lifecycle.stop_timeout"
+            )
             continue
-        for sub, leaf in _leaves(value, keys) if isinstance(value, Mapping) else [(keys, value)]:
-            _put(merged, sub, leaf)
-            sources[sub] = Source("override", f"override {'.'.join(keys)}")
+        source = Source("override", f"override {'.'.join(keys)}")
+        for path, leaf in flatten(value, keys):
+            layers.put(path, leaf, source)
 
+
+def _validate(settings_class: type[S], layers: _Layers, services: Iterable[str] | None) -> S:
+    """The validated settings, or `ConfigError` with every problem found (secrets masked)."""
+    problems = layers.problems
     settings: S | None = None
     try:
-        settings = settings_class(**merged)
+        settings = settings_class(**layers.merged)
     except ValidationError as exc:
-        problems.extend(_describe(settings_class, exc, sources))
+        problems.extend(_describe(settings_class, exc, layers.sources))
     if services is not None:
-        section = merged.get("services")
+        section = layers.merged.get("services")
         named = list(section) if isinstance(section, Mapping) else []
-        problems.extend(unknown_services(named, list(services), sources))
+        problems.extend(unknown_services(named, list(services), layers.sources))
     if problems or settings is None:
-        secrets = _raw_secrets(settings_class, merged)
+        secrets = _raw_secrets(settings_class, layers.merged)
         raise ConfigError([mask_text(problem, secrets) for problem in problems])
-    return LoadedSettings(settings, sources, env, tuple(files))
+    return settings
 
 
 def unknown_services(
@@ -255,39 +352,6 @@ def _read_file(settings_class: type[Settings], path: Path, problems: list[str]) 
     except (OSError, UnicodeDecodeError) as exc:
         problems.append(f"{path}: cannot be read: {exc}")
     return {}
-
-
-def _leaves(values: Mapping[str, Any], path: Path_ = ()) -> Iterator[tuple[Path_, Any]]:
-    for key, value in values.items():
-        sub = (*path, str(key))
-        if isinstance(value, Mapping) and value:
-            yield from _leaves(value, sub)
-        else:
-            yield sub, value
-
-
-def _put(target: dict[str, Any], path: Path_, value: Any) -> None:
-    for key in path[:-1]:
-        nxt = target.get(key)
-        if not isinstance(nxt, dict):
-            nxt = target[key] = {}
-        target = nxt
-    target[path[-1]] = value
-
-
-def _getenv(environ: Mapping[str, str], name: str) -> str | None:
-    """A variable by its name in any case; ``environ`` maps upper-case names to real ones."""
-    key = environ.get(name.upper())
-    return os.environ.get(key) if key is not None else None
-
-
-def _env_name(environ: Mapping[str, str], prefix: str, delimiter: str, path: Path_) -> str:
-    """The variable that set ``path``: the longest prefix of it that names a variable."""
-    for n in range(len(path), 0, -1):
-        name = (prefix + delimiter.join(path[:n])).upper()
-        if name in environ:
-            return environ[name]
-    return (prefix + delimiter.join(path)).upper()
 
 
 def _cause(exc: BaseException) -> str:
