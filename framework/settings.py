@@ -2,10 +2,11 @@
 
 Values are loaded by `framework.config.load_settings` from files, ``.env``, environment variables and
 overrides (see that module for the precedence). The settings models of the built-in services live
-here too (their service modules re-export them): models that import nothing of the framework but
-`framework.dburl`. Their validators also check what a value needs from the machine (a log file that
-can be opened for appending, a rotation loguru understands, an installed database driver) without
-creating anything, so `framework check` finds these before anything starts.
+here too (their service modules re-export them): models that import nothing of the framework (the
+URL check imports `framework.dburl` when it first runs). Their validators also check what a value
+needs from the machine (a log file that can be opened for appending, a rotation loguru understands,
+an installed database driver) without creating anything, so `framework check` finds these before
+anything starts.
 """
 
 from __future__ import annotations
@@ -17,8 +18,6 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
-
-from framework.dburl import url_problem
 
 __all__ = (
     "MAX_SECONDS",
@@ -154,6 +153,8 @@ class DatabaseSettings(BaseModel):
     @field_validator("url")
     @classmethod
     def _usable_url(cls, value: str) -> str:
+        from framework.dburl import url_problem  # on first use: `import framework` stays lean
+
         problem = url_problem(value)
         if problem is not None:
             raise ValueError(problem)
