@@ -63,7 +63,9 @@ _DRIVERS: dict[str, tuple[str, str | None]] = {
     "pymssql": ("pymssql", "pymssql"),
 }
 _EXTRAS = {"asyncpg": "framework[postgres]"}
-_EXAMPLE = "dialect+driver://user@host:port/database, like postgresql+asyncpg://app@127.0.0.1:5432/app"
+_EXAMPLE = (
+    "dialect+driver://user@host:port/database, like postgresql+asyncpg://app@127.0.0.1:5432/app"
+)
 
 
 @dataclass(frozen=True)
