@@ -13,7 +13,7 @@ from pydantic_core import ErrorDetails
 from framework.secrets import Path_, flatten, is_secret_key, redact, secrets_in
 from framework.settings import MAX_SECONDS, Settings
 
-__all__ = ("cause", "describe", "did_you_mean", "raw_secrets", "show")
+__all__ = ("cause", "class_name", "describe", "did_you_mean", "raw_secrets", "show")
 
 SourceOf = Callable[[Path_], object]  # a key's source, printed with str()
 
@@ -54,17 +54,22 @@ def _unknown(settings_class: type[Settings], loc: Path_, value: Any, source: obj
     if len(loc) > 1 or hint or not isinstance(value, Mapping):
         return f"{key}: unknown setting{hint} (from {source})"
     if settings_class is Settings:
-        name = "framework.Settings"
         fix = (
             f"set `settings_class` on your Application to a Settings subclass with a `{key}` field"
         )
     else:
-        name = f"{settings_class.__module__}.{settings_class.__qualname__}"
         fix = f"add a `{key}` field to it, or set `settings_class` to the class that has one"
     return (
         f"{key}: unknown section (from {source}); "
-        f"the settings class {name} does not define `{key}`: {fix}"
+        f"the settings class {class_name(settings_class)} does not define `{key}`: {fix}"
     )
+
+
+def class_name(settings_class: type[Settings]) -> str:
+    """``framework.Settings`` for ours, else the dotted name of the app's class."""
+    if settings_class is Settings:
+        return "framework.Settings"
+    return f"{settings_class.__module__}.{settings_class.__qualname__}"
 
 
 def raw_secrets(settings_class: type[Settings], merged: Mapping[str, Any]) -> set[str]:

@@ -28,7 +28,7 @@ from pydantic_settings import DotEnvSettingsSource, EnvSettingsSource, SettingsE
 from pydantic_settings.sources import InitSettingsSource
 
 from framework import _config_files as files_
-from framework._config_errors import cause, describe, did_you_mean, raw_secrets
+from framework._config_errors import cause, class_name, describe, did_you_mean, raw_secrets
 from framework.errors import ConfigError
 from framework.secrets import Path_, flatten, mask_text, redact, secrets_of
 from framework.settings import Settings
@@ -117,6 +117,7 @@ def load_settings(
         (layers.problems if require_env_file else warnings).append(missing)
     layers.add(_known_dotenv(settings_class, dotenv_values, layers), layers.naming.dotenv_source)
     layers.add(_read_environ(settings_class, layers), layers.naming.env_source)
+    warnings += _ignored_variables(settings_class, layers.naming)
     _apply_overrides(overrides or {}, layers)
     settings = _validate(settings_class, layers, services)
     return LoadedSettings(settings, layers.sources, env, files, warnings)
@@ -291,6 +292,26 @@ def _known_dotenv(
             hint = did_you_mean(key[len(prefix) :], settings_class.model_fields)
             layers.problems.append(f"{key.upper()} (.env): unknown setting{hint}")
     return known
+
+
+def _ignored_variables(settings_class: type[Settings], naming: _Naming) -> list[str]:
+    """Nested variables with our prefix (``APP_WORKER__SIZE``) whose section the settings class
+    lacks: pydantic-settings ignores them; a warning, as other tools may share the prefix."""
+    prefix, delimiter = naming.prefix.upper(), naming.delimiter.upper()
+    out = []
+    for upper, real in sorted(naming.environ.items()):
+        if not upper.startswith(prefix) or delimiter not in upper[len(prefix) :]:
+            continue
+        section = upper[len(prefix) :].split(delimiter)[0].lower()
+        if section and section not in settings_class.model_fields:
+            hint = did_you_mean(section, settings_class.model_fields)
+            if not hint and settings_class is Settings:
+                hint = "; set `settings_class` on your Application to a subclass that has it"
+            out.append(
+                f"{real}: ignored, the settings class {class_name(settings_class)} has no section "
+                f"`{section}`{hint}"
+            )
+    return out
 
 
 def _read_environ(settings_class: type[Settings], layers: _Layers) -> dict[str, Any]:

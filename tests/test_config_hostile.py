@@ -500,6 +500,22 @@ def test_unknown_keys_name_their_real_source(monkeypatch: pytest.MonkeyPatch) ->
     assert "lifecycle.bogus: unknown setting (from env APP_LIFECYCLE__BOGUS)" in text
 
 
+def test_variables_for_a_section_the_settings_class_lacks_are_a_warning(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """`APP_WORKER__CONCURRENCY` is ignored by the loader: say so (a warning, since other tools
+    may share the prefix), with a did-you-mean or the settings_class hint."""
+    monkeypatch.setenv("APP_WORKER__CONCURRENCY", "4")
+    monkeypatch.setenv("APP_LIFECYLE__STOP_TIMEOUT", "3")
+    monkeypatch.setenv("APP_NAME", "not nested: not ours to judge")
+    assert load_settings(Settings).warnings == [
+        "APP_LIFECYLE__STOP_TIMEOUT: ignored, the settings class framework.Settings has no "
+        "section `lifecyle`; did you mean 'lifecycle'?",
+        "APP_WORKER__CONCURRENCY: ignored, the settings class framework.Settings has no section "
+        "`worker`; set `settings_class` on your Application to a subclass that has it",
+    ]
+
+
 @pytest.mark.slow
 def test_check_reports_hostile_files_and_unknown_sections(tmp_path: Path) -> None:
     """The real CLI: exit 78, the file or key named, no traceback, in bounded time."""
