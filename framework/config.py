@@ -70,7 +70,7 @@ class LoadedSettings(Generic[S]):
     """Validated settings and the source of every value that did not come from a default.
 
     ``files`` are the configuration files read, in order; ``warnings`` what is worth telling
-    but does not stop a run (an environment without a file of its own).
+    but does not stop a run (an environment without a file of its own, a variable ignored).
     """
 
     settings: S
@@ -298,6 +298,8 @@ def _ignored_variables(settings_class: type[Settings], naming: _Naming) -> list[
     """Nested variables with our prefix (``APP_WORKER__SIZE``) whose section the settings class
     lacks: pydantic-settings ignores them; a warning, as other tools may share the prefix."""
     prefix, delimiter = naming.prefix.upper(), naming.delimiter.upper()
+    if not prefix:  # without a prefix every FOO__BAR in the environment would look like ours
+        return []
     out = []
     for upper, real in sorted(naming.environ.items()):
         if not upper.startswith(prefix) or delimiter not in upper[len(prefix) :]:
