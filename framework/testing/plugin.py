@@ -5,27 +5,59 @@ Fixtures:
 - ``framework_app_class``: the Application under test; from the ini option ``framework_app``
   (``module:App``), or override the fixture.
 - ``framework_overrides``: settings overrides (dotted keys); override the fixture to change them.
-- ``framework_app``: a started application (a `framework.testing.Harness`), stopped after the test,
-  with leak checks.
-- ``framework_client``: an httpx client bound to the app's HTTP service, in-process.
+- ``framework_providers``: container providers to replace (name -> provider or object); override
+  the fixture to swap a service or a client for a fake.
+- ``framework_app``: a started application (a `framework.testing.Harness`), stopped after the
+  test (or the module, or the session: ini option ``framework_app_scope``; the application itself
+  is the ``framework_harness`` fixture, at that scope), with leak checks. It runs on an asyncio
+  event loop of its own, in a background thread, so it serves whatever runs the tests: anyio,
+  pytest-asyncio, or plain synchronous tests.
+- ``framework_client``: an httpx.AsyncClient on the app's HTTP service's real socket, so
+  ``framework_client.stream(...)`` streams.
 
 Async tests that use these fixtures are run by anyio automatically (asyncio unless the
-``anyio_backend`` fixture says otherwise): no marker or event-loop plumbing needed.
+``anyio_backend`` fixture says otherwise): no marker or event-loop plumbing needed. Where
+pytest-asyncio runs every async test (``asyncio_mode = auto``), it is left to run them.
 """
 
 from __future__ import annotations
 
 import inspect
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 import pytest
 
 _FIXTURES = {"framework_app", "framework_client"}
+_SCOPES = ("function", "class", "module", "package", "session")
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
     parser.addini("framework_app", "module:App that the framework_app fixture runs", default="")
+    parser.addini(
+        "framework_app_scope",
+        "scope of the framework_app fixture: function (default), class, module, package, session",
+        default="function",
+    )
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    scope = _configured_scope(config)
+    if scope not in _SCOPES:
+        raise pytest.UsageError(
+            f"framework_app_scope = {scope!r} in the pytest ini options: use one of "
+            + ", ".join(_SCOPES)
+        )
+
+
+def _configured_scope(config: pytest.Config) -> str:
+    return str(config.getini("framework_app_scope") or "function").strip()
+
+
+def _app_scope(fixture_name: str, config: pytest.Config) -> Any:
+    """The scope of the application fixture and those it uses, from ``framework_app_scope``."""
+    scope = _configured_scope(config)
+    return scope if scope in _SCOPES else "function"  # a bad one: pytest_configure said so
 
 
 @pytest.hookimpl(tryfirst=True)
@@ -39,7 +71,9 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
         metafunc.parametrize("anyio_backend", ["asyncio"], scope="module")
 
 
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    if _asyncio_auto_mode(config):
+        return  # pytest-asyncio runs every async test and fixture itself
     for item in items:
         function = getattr(item, "function", None)
         fixtures = set(getattr(item, "fixturenames", ()))
@@ -48,17 +82,32 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
             and inspect.iscoroutinefunction(function)
             and fixtures & _FIXTURES
             and item.get_closest_marker("anyio") is None
+            and item.get_closest_marker("asyncio") is None
         ):
             item.add_marker(pytest.mark.anyio)
 
 
-@pytest.fixture
+def _asyncio_auto_mode(config: pytest.Config) -> bool:
+    if not config.pluginmanager.has_plugin("asyncio"):
+        return False
+    mode = config.getoption("asyncio_mode", None) or config.getini("asyncio_mode")
+    return str(mode) == "auto"
+
+
+@pytest.fixture(scope=_app_scope)
 def framework_overrides() -> dict[str, Any]:
     """Settings overrides for ``framework_app``; override this fixture to set your own."""
     return {}
 
 
-@pytest.fixture
+@pytest.fixture(scope=_app_scope)
+def framework_providers() -> dict[str, Any]:
+    """Providers ``framework_app`` replaces before anything is created (name -> a provider, or
+    any object); override this fixture to swap in fakes."""
+    return {}
+
+
+@pytest.fixture(scope=_app_scope)
 def framework_app_class(request: pytest.FixtureRequest) -> Any:
     """The Application class under test (ini option ``framework_app``, or override the fixture)."""
     from framework.cli import load_target
@@ -73,18 +122,37 @@ def framework_app_class(request: pytest.FixtureRequest) -> Any:
     return load_target(target)
 
 
-@pytest.fixture
-async def framework_app(
-    anyio_backend: Any, framework_app_class: Any, framework_overrides: dict[str, Any]
-) -> AsyncIterator[Any]:
-    """A started application (`framework.testing.Harness`); stopped and leak-checked after."""
-    from framework.testing import run_app
+@pytest.fixture(scope=_app_scope)
+def framework_harness(
+    framework_app_class: Any,
+    framework_overrides: dict[str, Any],
+    framework_providers: dict[str, Any],
+) -> Iterator[Any]:
+    """The running application behind ``framework_app``, at the ``framework_app_scope`` scope.
 
-    async with run_app(framework_app_class, overrides=framework_overrides) as harness:
+    It runs on an asyncio loop in a background thread: tests reach it through its real socket
+    (``framework_client``, ``framework_app.websocket(...)``) from any event loop, or none.
+    """
+    from framework.testing import run_app_sync
+
+    with run_app_sync(
+        framework_app_class, overrides=framework_overrides, providers=framework_providers
+    ) as harness:
         yield harness
 
 
 @pytest.fixture
-def framework_client(framework_app: Any) -> Any:
-    """An httpx.AsyncClient bound to the application's HTTP service (no socket needed)."""
-    return framework_app.client()
+def framework_app(anyio_backend: Any, framework_harness: Any) -> Any:
+    """A started application (`framework.testing.Harness`); stopped and leak-checked after the
+    test, or the module or session with ``framework_app_scope``."""
+    return framework_harness
+
+
+@pytest.fixture
+async def framework_client(anyio_backend: Any, framework_app: Any) -> AsyncIterator[Any]:
+    """An httpx.AsyncClient on the application's HTTP service (its real socket: responses
+    stream), opened and closed on the test's own event loop."""
+    import httpx
+
+    async with httpx.AsyncClient(base_url=framework_app.url()) as client:
+        yield client
