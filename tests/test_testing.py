@@ -235,3 +235,25 @@ def test_a_bad_scope_is_a_clear_usage_error(user_project: pytest.Pytester) -> No
     pytester.makepyfile(test_user="def test_app(framework_app):\n    pass\n")
     result = pytester.runpytest_subprocess("-p", "no:cacheprovider", "-q")
     result.stderr.fnmatch_lines(["*framework_app_scope = 'forever'*use one of function*"])
+
+
+def test_the_plugin_under_pytest_asyncio_auto_mode(user_project: pytest.Pytester) -> None:
+    """With pytest-asyncio in auto mode, it alone runs the async tests and framework_client; the
+    application (on its own loop) answers them. Skipped when pytest-asyncio is not installed."""
+    pytest.importorskip("pytest_asyncio")
+    pytester = user_project
+    pytester.makeini(
+        "[pytest]\nframework_app = tests.kit_app:App\nasyncio_mode = auto\n"
+        "asyncio_default_fixture_loop_scope = function\n"
+    )
+    pytester.makepyfile(
+        test_user="""
+        async def test_hello(framework_client):
+            assert (await framework_client.get("/hello")).text == "hello you"
+
+        def test_sync(framework_app):
+            assert framework_app.app.readiness.ready
+        """
+    )
+    result = pytester.runpytest_subprocess("-p", "no:cacheprovider", "-q")
+    result.assert_outcomes(passed=2)

@@ -42,6 +42,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 
 
 def pytest_configure(config: pytest.Config) -> None:
+    fixtures = _AsyncioAutoFixtures() if _asyncio_auto_mode(config) else _AnyioFixtures()
+    config.pluginmanager.register(fixtures, "framework-fixtures")
     scope = _configured_scope(config)
     if scope not in _SCOPES:
         raise pytest.UsageError(
@@ -141,18 +143,41 @@ def framework_harness(
         yield harness
 
 
-@pytest.fixture
-def framework_app(anyio_backend: Any, framework_harness: Any) -> Any:
-    """A started application (`framework.testing.Harness`); stopped and leak-checked after the
-    test, or the module or session with ``framework_app_scope``."""
-    return framework_harness
+class _AnyioFixtures:
+    """``framework_app`` and ``framework_client`` for tests run by anyio: they take
+    ``anyio_backend``, so async tests and ``framework_client`` run on the test's anyio loop."""
+
+    @pytest.fixture
+    def framework_app(self, anyio_backend: Any, framework_harness: Any) -> Any:
+        """A started application (`framework.testing.Harness`); stopped and leak-checked after
+        the test, or the module or session with ``framework_app_scope``."""
+        return framework_harness
+
+    @pytest.fixture
+    async def framework_client(self, anyio_backend: Any, framework_app: Any) -> AsyncIterator[Any]:
+        """An httpx.AsyncClient on the application's HTTP service (its real socket: responses
+        stream), opened and closed on the test's own event loop."""
+        async with _client(framework_app) as client:
+            yield client
 
 
-@pytest.fixture
-async def framework_client(anyio_backend: Any, framework_app: Any) -> AsyncIterator[Any]:
-    """An httpx.AsyncClient on the application's HTTP service (its real socket: responses
-    stream), opened and closed on the test's own event loop."""
+class _AsyncioAutoFixtures:
+    """The same under pytest-asyncio's auto mode: no ``anyio_backend``, so pytest-asyncio alone
+    runs the async tests and ``framework_client``, on its loop."""
+
+    @pytest.fixture
+    def framework_app(self, framework_harness: Any) -> Any:
+        """A started application (`framework.testing.Harness`)."""
+        return framework_harness
+
+    @pytest.fixture
+    async def framework_client(self, framework_app: Any) -> AsyncIterator[Any]:
+        """An httpx.AsyncClient on the application's HTTP service (its real socket)."""
+        async with _client(framework_app) as client:
+            yield client
+
+
+def _client(harness: Any) -> Any:
     import httpx
 
-    async with httpx.AsyncClient(base_url=framework_app.url()) as client:
-        yield client
+    return httpx.AsyncClient(base_url=harness.url())
