@@ -257,3 +257,25 @@ def test_the_plugin_under_pytest_asyncio_auto_mode(user_project: pytest.Pytester
     )
     result = pytester.runpytest_subprocess("-p", "no:cacheprovider", "-q")
     result.assert_outcomes(passed=2)
+
+
+def test_tests_calling_run_app_run_on_asyncio_only(user_project: pytest.Pytester) -> None:
+    """A module that imports run_app: its anyio tests run on asyncio only (not once per
+    installed backend), unless the project defines anyio_backend itself."""
+    pytester = user_project
+    pytester.makepyfile(
+        test_user="""
+        import pytest
+        import sniffio
+        from framework.testing import run_app
+        from tests.kit_app import App
+
+        @pytest.mark.anyio
+        async def test_app():
+            assert sniffio.current_async_library() == "asyncio"
+            async with run_app(App, overrides={"logging.level": "WARNING"}) as harness:
+                assert harness.app.readiness.ready
+        """
+    )
+    result = pytester.runpytest_subprocess("-p", "no:cacheprovider", "-q")
+    result.assert_outcomes(passed=1)

@@ -16,7 +16,8 @@ Fixtures:
   ``framework_client.stream(...)`` streams.
 
 Async tests that use these fixtures are run by anyio automatically (asyncio unless the
-``anyio_backend`` fixture says otherwise): no marker or event-loop plumbing needed. Where
+``anyio_backend`` fixture says otherwise): no marker or event-loop plumbing needed. Tests in a
+module that imports ``run_app`` (or ``run_app_sync``) run on asyncio only as well. Where
 pytest-asyncio runs every async test (``asyncio_mode = auto``), it is left to run them.
 """
 
@@ -29,6 +30,7 @@ from typing import Any
 import pytest
 
 _FIXTURES = {"framework_app", "framework_client"}
+_RUNNERS = ("run_app", "run_app_sync")
 _SCOPES = ("function", "class", "module", "package", "session")
 
 
@@ -64,13 +66,21 @@ def _app_scope(fixture_name: str, config: pytest.Config) -> Any:
 
 @pytest.hookimpl(tryfirst=True)
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
-    """Run tests using the framework's fixtures on asyncio (the built-in services need it),
-    unless the project defines its own ``anyio_backend`` fixture."""
-    if not _FIXTURES & set(metafunc.fixturenames) or "anyio_backend" not in metafunc.fixturenames:
+    """Run tests using the framework's fixtures, or in a module using ``run_app``, on asyncio
+    (the built-in services need it), unless the project defines its own ``anyio_backend``."""
+    if "anyio_backend" not in metafunc.fixturenames:
+        return
+    if not _FIXTURES & set(metafunc.fixturenames) and not _uses_run_app(metafunc.module):
         return
     definitions = metafunc._arg2fixturedefs.get("anyio_backend", ())
     if definitions and definitions[-1].func.__module__ == "anyio.pytest_plugin":
         metafunc.parametrize("anyio_backend", ["asyncio"], scope="module")
+
+
+def _uses_run_app(module: Any) -> bool:
+    from framework import testing
+
+    return any(getattr(module, name, None) is getattr(testing, name) for name in _RUNNERS)
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
