@@ -27,6 +27,8 @@ from typing import Annotated, Any, cast, get_args, get_origin
 from dependency_injector import providers
 from dependency_injector import wiring as di_wiring
 
+from framework.errors import GraphError
+
 __all__ = (
     "WiredInjection",
     "settings_provider_problems",
@@ -69,6 +71,7 @@ def wiring_modules(container: Any) -> list[ModuleType]:
 
     ``container`` is a container instance or a ``DeclarativeContainer`` class. Relative names
     (``".endpoints"``) are resolved against ``from_package``, else the container's own package.
+    A name that cannot be imported raises `GraphError` naming it.
     """
     config = getattr(container, "wiring_config", None)
     if config is None or not (config.modules or config.packages):
@@ -270,7 +273,7 @@ def _imported(names: Iterable[Any], base: str | None, parent: Any) -> Iterator[M
             yield importlib.import_module(str(item), base)
         except Exception as exc:
             owner = getattr(parent, "__name__", "the container")
-            raise ImportError(
+            raise GraphError(
                 f"{owner}.wiring_config names {item!r}, which cannot be imported "
                 f"({type(exc).__name__}: {exc}); fix the module name (relative names resolve "
                 f"against {base or 'no package'})"

@@ -259,3 +259,11 @@ def test_application_class_is_unaffected_by_wiring_discovery() -> None:
     """Discovery on the class (as `check` validates names) needs no instance."""
     assert isinstance(wired_app.App, type) and issubclass(wired_app.App, Application)
     assert deps(wired_app.Container) == {"db": set(), "http": {"db"}}
+
+
+def test_a_wired_module_that_cannot_be_imported_is_a_graph_error() -> None:
+    """A wrong name in wiring_config: a GraphError naming it and how relative names resolve."""
+    from framework.errors import GraphError
+
+    with pytest.raises(GraphError, match=r"wiring_config names '\.nowhere'.*resolve against tests"):
+        discover_graph(service_providers(container([".nowhere"])))
