@@ -10,7 +10,6 @@ from collections.abc import Iterator
 import pytest
 from dependency_injector import providers
 from fastapi.testclient import TestClient
-
 from todo.application import AppContainer, create_api
 from todo.models import Task
 from todo.repositories import TaskNotFoundError
