@@ -13,9 +13,20 @@ from collections.abc import Awaitable, Callable, MutableMapping
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from framework.readiness import ShutdownNotice
     from framework.services.http._service import HttpService
 
-__all__ = ("ASGIApp", "Front", "Message", "Receive", "Requests", "Scope", "Send", "answer")
+__all__ = (
+    "NOTICE",
+    "ASGIApp",
+    "Front",
+    "Message",
+    "Receive",
+    "Requests",
+    "Scope",
+    "Send",
+    "answer",
+)
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -25,6 +36,9 @@ ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 """An ASGI 3 application (Starlette, FastAPI, or a plain ``async def app(scope, receive, send)``)."""
 
 _CUT_OFF_BODY = b"cut off: the server is shutting down\n"
+_CLOSE = (b"connection", b"close")
+NOTICE = "framework.shutdown"
+"""The key of the shutdown notice in ``scope["extensions"]``."""
 
 
 class Requests:
@@ -70,32 +84,39 @@ class Front:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         kind = scope["type"]
+        if kind not in ("http", "websocket"):  # lifespan
+            await self.app(scope, receive, send)
+            return
+        notice = self.service.notice
+        extensions = scope.get("extensions")
+        if extensions is None:
+            scope["extensions"] = extensions = {}
+        extensions[NOTICE] = notice
         if kind == "http":
             path = local_path(scope)
             if path == self.settings.livez_path:
-                await answer(send, 200, b"alive\n")
+                await answer(send, 200, b"alive\n", close=notice.is_set())
                 return
             if path == self.settings.readyz_path:
-                await self._readyz(send)
+                await self._readyz(send, close=notice.is_set())
                 return
             if self.metrics is not None and path == self.settings.metrics_path:
-                await answer(send, 200, *self.metrics.render())
+                await answer(send, 200, *self.metrics.render(), close=notice.is_set())
                 return
-        if kind in ("http", "websocket"):
-            await self._tracked(scope, receive, send)
-        else:  # lifespan
-            await self.app(scope, receive, send)
+        await self._tracked(scope, receive, send, notice)
 
-    async def _readyz(self, send: Send) -> None:
+    async def _readyz(self, send: Send, *, close: bool) -> None:
         service = self.service
         code = 200 if service.ready else 503
         if self.settings.readyz_details:
             body = json.dumps(service.readiness_report()).encode() + b"\n"
-            await answer(send, code, body, "application/json")
+            await answer(send, code, body, "application/json", close=close)
         else:
-            await answer(send, code, f"{service.status.value}\n".encode())
+            await answer(send, code, f"{service.status.value}\n".encode(), close=close)
 
-    async def _tracked(self, scope: Scope, receive: Receive, send: Send) -> None:
+    async def _tracked(
+        self, scope: Scope, receive: Receive, send: Send, notice: ShutdownNotice
+    ) -> None:
         status = 500  # what uvicorn answers when the app fails before responding
         responded = False
 
@@ -103,6 +124,8 @@ class Front:
             nonlocal status, responded
             if message["type"] == "http.response.start":
                 status, responded = int(message["status"]), True
+                if notice.is_set():  # shutdown began: keep-alive clients move on
+                    message = closing(message)
             await send(message)
 
         metrics, http = self.metrics, scope["type"] == "http"
@@ -120,7 +143,7 @@ class Front:
                 if task not in requests.cut or task.uncancel() > 0:
                     raise  # not (only) our cut-off: the server itself is going away
                 if http and not responded:
-                    await answer(send, 503, _CUT_OFF_BODY)
+                    await answer(send, 503, _CUT_OFF_BODY, close=True)
                     status = 503
         finally:
             requests.finished(task)
@@ -129,15 +152,34 @@ class Front:
 
 
 async def answer(
-    send: Send, status: int, body: bytes, content_type: str = "text/plain; charset=utf-8"
+    send: Send,
+    status: int,
+    body: bytes,
+    content_type: str = "text/plain; charset=utf-8",
+    *,
+    close: bool = False,
 ) -> None:
     headers = [
         (b"content-type", content_type.encode("latin-1")),
         (b"content-length", str(len(body)).encode("latin-1")),
         (b"cache-control", b"no-store"),
     ]
+    if close:
+        headers.append(_CLOSE)
     await send({"type": "http.response.start", "status": status, "headers": headers})
     await send({"type": "http.response.body", "body": body})
+
+
+def closing(message: Message) -> Message:
+    """``message`` (an ``http.response.start``) with ``Connection: close`` as its only connection
+    header: uvicorn (h11 and httptools alike) then closes the connection after the response."""
+    headers = [
+        (name, value)
+        for name, value in message.get("headers", ())
+        if bytes(name).lower() != b"connection"
+    ]
+    headers.append(_CLOSE)
+    return {**message, "headers": headers}
 
 
 def local_path(scope: Scope) -> str:

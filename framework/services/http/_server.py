@@ -10,12 +10,13 @@ import socket
 from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any
 
+from framework.services.http._drain import DrainPlan
 from framework.services.http._errors import ListenError
 
 if TYPE_CHECKING:
     import uvicorn
 
-__all__ = ("address", "cut_off_at", "listen", "protocol_class", "server_class")
+__all__ = ("address", "drain_times", "listen", "protocol_class", "server_class")
 
 # Of the stop bound, the share kept after the drain for cutting off what is left and for the app's
 # lifespan shutdown; never more than _RESERVE_MAX seconds.
@@ -24,16 +25,19 @@ _RESERVE_MAX = 1.0
 
 
 @functools.cache
-def server_class() -> Callable[[uvicorn.Config, Callable[[], None]], uvicorn.Server]:
+def server_class() -> Callable[[uvicorn.Config, Callable[[], None], DrainPlan], uvicorn.Server]:
     """uvicorn's `Server`, made to live inside an application (built on first use)."""
     import uvicorn
 
     class EmbeddedServer(uvicorn.Server):
-        """Leaves the signals to the application and says when it is listening."""
+        """Leaves the signals to the application, says when it is listening, drains its way."""
 
-        def __init__(self, config: uvicorn.Config, on_listening: Callable[[], None]) -> None:
+        def __init__(
+            self, config: uvicorn.Config, on_listening: Callable[[], None], plan: DrainPlan
+        ) -> None:
             super().__init__(config)
             self._on_listening = on_listening
+            self._plan = plan
 
         @contextlib.contextmanager
         def capture_signals(self) -> Iterator[None]:
@@ -43,6 +47,13 @@ def server_class() -> Callable[[uvicorn.Config, Callable[[], None]], uvicorn.Ser
         async def startup(self, sockets: list[socket.socket] | None = None) -> None:
             await super().startup(sockets)
             self._on_listening()
+
+        async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
+            # instead of uvicorn's: no reset of queued connections, lame-duck keep-alive
+            # connections, websockets closed with 1012, transports aborted past the bound
+            await self._plan.run(self)
+            if not self.force_exit:
+                await self.lifespan.shutdown()
 
     return EmbeddedServer
 
@@ -98,8 +109,10 @@ def address(host: str, port: int) -> str:
     return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
 
 
-def cut_off_at(now: float, deadline: float) -> float:
-    """When to stop waiting for requests: the deadline less a reserve for what comes after."""
+def drain_times(now: float, deadline: float) -> tuple[float, float]:
+    """When to cut off the requests still running, and when to abort the transports still open:
+    the deadline less a reserve (for that, and the app's lifespan shutdown), less half of it."""
     if math.isinf(deadline):
-        return math.inf
-    return deadline - min(_RESERVE_MAX, _RESERVE_SHARE * max(0.0, deadline - now))
+        return math.inf, math.inf
+    reserve = min(_RESERVE_MAX, _RESERVE_SHARE * max(0.0, deadline - now))
+    return deadline - reserve, deadline - reserve / 2

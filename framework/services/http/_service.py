@@ -10,14 +10,15 @@ from typing import TYPE_CHECKING, Any
 import anyio
 
 from framework._asyncio import require_asyncio
-from framework.readiness import AppState
+from framework.readiness import AppState, ShutdownNotice
 from framework.service import Service
+from framework.services.http._drain import DrainPlan, abort_connections, close_listeners
 from framework.services.http._errors import HttpServiceError, RequestsCutOffError
 from framework.services.http._front import ASGIApp, Front, Requests
 from framework.services.http._metrics import Metrics
 from framework.services.http._server import (
     address,
-    cut_off_at,
+    drain_times,
     listen,
     protocol_class,
     server_class,
@@ -68,6 +69,8 @@ class HttpService(Service):
         self._failure = "uvicorn stopped before it was listening"
         self._error: BaseException | None = None
         self._stopping = False
+        self._notice = ShutdownNotice()  # standalone: set when stop() begins
+        self._plan = DrainPlan()
 
     # -- what it shows ----------------------------------------------------------------------------
 
@@ -110,6 +113,17 @@ class HttpService(Service):
     def registry(self) -> CollectorRegistry | None:
         """The Prometheus registry served at ``metrics_path`` (None when metrics are off)."""
         return self._metrics.registry if self._metrics is not None else None
+
+    @property
+    def notice(self) -> ShutdownNotice:
+        """The shutdown notice given to the app in ``scope["extensions"]["framework.shutdown"]``.
+
+        The application's (set at the first moment of shutdown, when ``/readyz`` turns 503), or,
+        standalone, the service's own (set when ``stop()`` begins).
+        """
+        if self._context is not None:
+            return self._context.readiness.shutdown
+        return self._notice
 
     @property
     def status(self) -> AppState:
@@ -166,7 +180,8 @@ class HttpService(Service):
         config = uvicorn.Config(self.asgi, **self._uvicorn_options())
         self._done = done = anyio.Event()
         settled = anyio.Event()  # uvicorn is listening, or gave up
-        self._server = server = server_class()(config, settled.set)
+        self._plan.listener = sock
+        self._server = server = server_class()(config, settled.set, self._plan)
         self._task = asyncio.create_task(
             self._serve(server, sock, settled, done), name=f"uvicorn {self.url}"
         )
@@ -238,17 +253,20 @@ class HttpService(Service):
             await done.wait()
             return
         self._stopping = True
+        self._notice.set()
         requests = self._requests
         requests.draining = True
         began = anyio.current_time()
+        cut_at, self._plan.abort_at = drain_times(began, anyio.current_effective_deadline())
+        self._plan.cut_at = cut_at
         if server.started:
+            await self._plan.close_listeners(server)  # now, not at uvicorn's next tick
             self._log().bind(in_flight=len(requests)).info(
                 f"HTTP server on {self.url}: no new connections; "
                 f"draining {len(requests)} request(s) in flight"
             )
         server.should_exit = True
         try:
-            cut_at = cut_off_at(began, anyio.current_effective_deadline())
             with anyio.CancelScope(deadline=cut_at):
                 await done.wait()
             if not done.is_set():
@@ -277,25 +295,37 @@ class HttpService(Service):
         """The stop was cancelled (bound passed, or forced): cut off what is left, end the server."""
         server.force_exit = True  # uvicorn stops waiting and skips the lifespan shutdown
         self._requests.cut_off_all()
-        for listener in getattr(server, "servers", ()):
-            listener.close()
+        close_listeners(server, None)
         for connection in list(server.server_state.connections):
             with contextlib.suppress(Exception):
                 connection.shutdown()  # close when idle, else after the cut-off response
         task.cancel()
         with anyio.move_on_after(_ABORT_GRACE):
             await done.wait()
+            for _ in range(100):  # the cut-off answers go out; bounded by _ABORT_GRACE too
+                if not server.server_state.connections:
+                    break
+                await anyio.sleep(0.005)
+        abort_connections(server)  # what a client does not read must not hold the stop
         if not done.is_set():
             self._log().warning(f"the HTTP server on {self.url} ignored cancellation; left behind")
 
     def _report(self, seconds: float) -> None:
         drained, cut_off = self._requests.drained, self._requests.cut_off
-        log = self._log().bind(drained=drained, cut_off=cut_off, duration=round(seconds, 6))
+        aborted = self._plan.aborted
+        log = self._log().bind(
+            drained=drained, cut_off=cut_off, aborted=aborted, duration=round(seconds, 6)
+        )
         message = (
             f"HTTP server on {self.url} stopped in {seconds:.3f} s: "
             f"{drained} request(s) drained, {cut_off} cut off"
         )
-        if cut_off:
+        if aborted:
+            message += (
+                f"; {aborted} connection(s) aborted at the stop bound "
+                "(a client not reading its response, or a websocket not closing)"
+            )
+        if cut_off or aborted:
             log.warning(message)
         else:
             log.info(message)
