@@ -399,7 +399,8 @@ class Application:
         (exit 130).
         """
         try:
-            code = anyio.run(self._main, backend=backend or self.backend)
+            backend = backend or self.backend
+            code = anyio.run(self._main, backend=backend, backend_options=self._loop(backend))
         finally:
             self._disarm()
         if self._left_behind():
@@ -407,6 +408,15 @@ class Application:
             # the logs are flushed already, so end the process if it is still here shortly
             _daemon_timer(LEFT_BEHIND_EXIT_AFTER, _exit_now, code)
         return code
+
+    def _loop(self, backend: str) -> dict[str, Any]:
+        """On asyncio, uvloop when ``http.loop`` allows it (uvicorn serves on this loop)."""
+        if backend != "asyncio":
+            return {}
+        from framework.services.http._loop import loop_factory
+
+        factory = loop_factory(self.settings.http.loop)
+        return {"loop_factory": factory} if factory is not None else {}
 
     def _left_behind(self) -> bool:
         """Whether a stop was given up on (timed out, or cancelled by force) and may still run."""

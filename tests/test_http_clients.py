@@ -27,17 +27,22 @@ def _stopped(proc_dir: Path) -> tuple[str, str]:
 
 
 @pytest.mark.parametrize(
-    ("protocol", "delay"),
-    [("h11", 0), ("httptools", 0), ("h11", 1), ("httptools", 1)],
+    ("loop", "protocol", "delay"),
+    [
+        ("asyncio", "h11", 0),
+        ("auto", "auto", 0),  # uvloop and httptools, installed with the dev extra
+        ("asyncio", "h11", 1),
+        ("auto", "auto", 1),
+    ],
 )
 def test_keep_alive_clients_lose_no_request_at_sigterm(
-    tmp_path: Path, protocol: str, delay: int
+    tmp_path: Path, loop: str, protocol: str, delay: int
 ) -> None:
     """20 `http.client` keep-alive loops, SIGTERM: every request written is answered 200 (a
     refused connect once the listener closed is not a loss), the exit is 0, and with a shutdown
-    delay the responses during it carry `Connection: close`."""
+    delay the responses during it carry `Connection: close`. `auto` picks uvloop and httptools."""
     port = free_port()
-    sets = (f"http.http={protocol}", f"lifecycle.shutdown_delay={delay}")
+    sets = (f"http.loop={loop}", f"http.http={protocol}", f"lifecycle.shutdown_delay={delay}")
     proc = start_server(tmp_path, port, *sets)
     try:
         tally = sigterm_under_keep_alive(proc, port)
@@ -47,6 +52,8 @@ def test_keep_alive_clients_lose_no_request_at_sigterm(
             proc.wait()
     _, stderr = _stopped(tmp_path)
     assert proc.returncode == 0, stderr[-3000:]
+    served_by = "loop=asyncio http=h11" if loop == "asyncio" else "loop=uvloop http=httptools"
+    assert served_by in stderr
     assert (tally.lost, tally.unsent, tally.errors) == (0, 0, {}), tally
     assert tally.written == tally.answered == tally.statuses.get(200, 0) > 0
     assert tally.refused == 20  # each client ends on a refused connect: the listener closed

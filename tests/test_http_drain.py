@@ -17,7 +17,7 @@ import pytest
 from framework import Application
 from framework.readiness import ShutdownNotice
 from framework.services import HttpService, HttpSettings
-from framework.services.http import ASGIApp
+from framework.services.http import ASGIApp, HttpServiceError
 
 from ._http_helpers import app_class, wait_until
 
@@ -158,3 +158,14 @@ async def test_an_idle_keep_alive_connection_is_served_in_the_lame_duck_window()
     assert first.startswith(b"HTTP/1.1 200") and b"connection" not in first.lower()
     assert second.startswith(b"HTTP/1.1 200")
     assert b"connection: close" in second.lower()
+
+
+async def test_http_loop_uvloop_on_another_loop_is_a_clear_start_error() -> None:
+    """``http.loop = "uvloop"`` while the application's loop is asyncio's: start() fails naming
+    the setting and what to do, before binding anything."""
+    http = HttpService(recording_app([]), HttpSettings(port=0, loop="uvloop"))
+    with pytest.raises(HttpServiceError) as caught:
+        await http.start()
+    await http.stop()
+    assert "http.loop is 'uvloop' but the event loop is asyncio" in str(caught.value)
+    assert "set http.loop to 'auto' or 'asyncio'" in str(caught.value)

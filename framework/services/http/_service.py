@@ -15,6 +15,7 @@ from framework.service import Service
 from framework.services.http._drain import DrainPlan, abort_connections, close_listeners
 from framework.services.http._errors import HttpServiceError, RequestsCutOffError
 from framework.services.http._front import ASGIApp, Front, Requests
+from framework.services.http._loop import check_loop
 from framework.services.http._metrics import Metrics
 from framework.services.http._server import (
     address,
@@ -168,6 +169,7 @@ class HttpService(Service):
     async def start(self) -> None:
         """Bind the socket, start uvicorn (and the app's lifespan); return once it accepts."""
         require_asyncio("HttpService", "uvicorn runs on asyncio", HttpServiceError)
+        check_loop(self.settings.loop, self.name)
         if self._task is not None:
             raise HttpServiceError(f"{self.name}: this HttpService was already started")
         import uvicorn
@@ -190,7 +192,10 @@ class HttpService(Service):
             raise HttpServiceError(
                 f"{self.name}: the HTTP server for {self.url} did not start: {self._failure}"
             ) from self._error
-        self._log().bind(url=self.url).info(f"serving HTTP on {self.url}")
+        loop = type(asyncio.get_running_loop()).__module__.partition(".")[0]
+        self._log().bind(url=self.url, loop=loop, http=_protocol_name(config)).info(
+            f"serving HTTP on {self.url}"
+        )
 
     def _uvicorn_options(self) -> dict[str, Any]:
         s = self.settings
@@ -339,3 +344,12 @@ class HttpService(Service):
         from loguru import logger
 
         return logger.bind(logger_name="framework.http", service=self.name)
+
+
+def _protocol_name(config: uvicorn.Config) -> str:
+    """``h11`` or ``httptools``: what serves HTTP/1.1 (``auto`` resolved as uvicorn does)."""
+    for cls in type.mro(config.http_protocol_class):
+        module = cls.__module__
+        if module.startswith("uvicorn.protocols.http.") and module.endswith("_impl"):
+            return module.rpartition(".")[2].removesuffix("_impl")
+    return str(config.http)
