@@ -89,7 +89,7 @@ async def test_from_the_first_moment_of_shutdown_responses_say_connection_close(
     assert "connection" not in before.headers
     assert (during.status_code, during.headers["connection"]) == (200, "close")
     assert (readyz.status_code, readyz.headers["connection"]) == (503, "close")
-    assert seen[0] is seen[1] is http.notice
+    assert seen[0] is seen[1] is http.notice is app.readiness.shutdown
     assert app.exit_code == 0
 
 

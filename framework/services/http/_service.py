@@ -264,14 +264,14 @@ class HttpService(Service):
         began = anyio.current_time()
         cut_at, self._plan.abort_at = drain_times(began, anyio.current_effective_deadline())
         self._plan.cut_at = cut_at
-        if server.started:
-            await self._plan.close_listeners(server)  # now, not at uvicorn's next tick
-            self._log().bind(in_flight=len(requests)).info(
-                f"HTTP server on {self.url}: no new connections; "
-                f"draining {len(requests)} request(s) in flight"
-            )
-        server.should_exit = True
         try:
+            if server.started:
+                await self._plan.close_listeners(server)  # now, not at uvicorn's next tick
+                self._log().bind(in_flight=len(requests)).info(
+                    f"HTTP server on {self.url}: no new connections; "
+                    f"draining {len(requests)} request(s) in flight"
+                )
+            server.should_exit = True
             with anyio.CancelScope(deadline=cut_at):
                 await done.wait()
             if not done.is_set():
