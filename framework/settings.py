@@ -49,15 +49,40 @@ class LifecycleSettings(BaseModel):
         description="The platform's grace period between SIGTERM and SIGKILL (Kubernetes "
         "terminationGracePeriodSeconds); `framework check` verifies the budget fits in it.",
     )
+    health_interval: float = Field(
+        5.0,
+        gt=0,
+        description="While the application runs, each service's health() is called this often.",
+    )
+    health_timeout: float = Field(
+        1.0,
+        gt=0,
+        description="Bound for one health() call; a timeout or an exception counts as unhealthy.",
+    )
 
 
 class ServiceSettings(BaseModel):
-    """Settings section ``services.<name>``: per-service bounds, overriding class attributes."""
+    """Settings section ``services.<name>``: per-service bounds, overriding class attributes, and
+    the restart policy of the service's ``run()``."""
 
     model_config = ConfigDict(extra="forbid")
 
     start_timeout: float | None = Field(None, gt=0, description="Bound for this service's start().")
     stop_timeout: float | None = Field(None, gt=0, description="Bound for this service's stop().")
+    restart: Literal["never", "on-failure"] = Field(
+        "never",
+        description="on-failure: a run() that raises is stopped and started again after a "
+        "backoff; never: the application shuts down (exit 1).",
+    )
+    restart_max: int = Field(
+        3, ge=0, description="More restarts than this within restart_window: shut down, exit 1."
+    )
+    restart_window: float = Field(
+        60.0, gt=0, description="The window (seconds) in which restart_max restarts are counted."
+    )
+    restart_backoff: float = Field(
+        0.5, gt=0, description="Seconds before the first restart; doubles, at most 30 s."
+    )
 
 
 class HttpSettings(BaseModel):
