@@ -42,12 +42,14 @@ from framework.errors import ConfigError, FrameworkError, StartupError
 from framework.events import Bound, Event, EventBus, EventHandler, Outcome, RollingBack
 from framework.exitcode import ExitCode
 from framework.graph import DependencyGraph
+from framework.health import HealthPoller
 from framework.lifecycle import Lifecycle
 from framework.logs import LogSink, setup_logging
 from framework.messages import log_event, runner_log
 from framework.readiness import AppState, Readiness
 from framework.readiness_events import follow_lifecycle
 from framework.report import render_timeline, timeline, write_report
+from framework.restart import RestartPolicy
 from framework.service import Service
 from framework.settings import Settings
 from framework.signals import watch_signals
@@ -124,6 +126,7 @@ class Application:
         self._stopped: anyio.Event | None = None
         self._loop: tuple[anyio.lowlevel.EventLoopToken, int] | None = None  # token, thread
         self._watchdog: Watchdog | None = None  # inside run(): the process is ours to end
+        self.health: HealthPoller | None = None  # while running: each service's health()
 
     # -- configuration --------------------------------------------------------------------------
 
@@ -181,6 +184,14 @@ class Application:
             await self._finish(ExitCode.FAILURE)
             raise
         self.state = RunState.RUNNING
+        lc = self.settings.lifecycle
+        self.health = HealthPoller(
+            {rec.name: rec.service for rec in lifecycle},
+            self.bus,
+            interval=lc.health_interval,
+            timeout=lc.health_timeout,
+        )
+        self.health.start(DetachedTasks())
         if self._requested is not None:  # requested while the last service was starting
             self._shutdown.set()
 
@@ -198,6 +209,7 @@ class Application:
             shutdown_timeout=Bound(lc.shutdown_timeout, "lifecycle.shutdown_timeout"),
             on_crash=self._on_crash,
             bus=self.bus,
+            restart={n: RestartPolicy.from_settings(self.settings.service(n)) for n in services},
         )
         for name, service in services.items():
             attach = getattr(service, "_framework_attach", None)
@@ -209,7 +221,9 @@ class Application:
         if self.lifecycle is None:
             return {}
         return {
-            name: ServiceView(rec.service.state, rec.start_duration, rec.stop_duration)
+            name: ServiceView(
+                rec.service.state, rec.start_duration, rec.stop_duration, len(rec.restarts)
+            )
             for name, rec in self.lifecycle.records.items()
         }
 
@@ -262,6 +276,8 @@ class Application:
             return int(self.exit_code if self.exit_code is not None else ExitCode.FAILURE)
         self.state = RunState.STOPPING
         assert self.lifecycle is not None
+        if self.health is not None:
+            self.health.stop()
         if self._requested is None:
             self._requested = ShutdownRequest(ExitCode.OK, "stop requested")
         # shielded from outside cancellation (a cancelled `running()` body still stops in order);

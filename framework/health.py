@@ -1,0 +1,118 @@
+"""The health poller: each service's ``health()``, called while the application runs.
+
+A service may define ``async def health(self) -> bool``. Every ``lifecycle.health_interval``
+seconds the poller calls each one (concurrently), bounded by ``lifecycle.health_timeout``: a
+timeout, an exception or ``False`` counts as unhealthy. The latest result of each is cached
+(`HealthPoller.results`); a change emits `ServiceHealthChanged` on the application's event bus,
+which readiness follows (``/readyz`` 503 while any service is unhealthy) and the log renders.
+
+A service that is not ``started`` (restarting, stopping) is not checked; its cached result stays.
+Backend-neutral (anyio): runs on asyncio and trio. A ``health()`` that blocks the event loop in
+synchronous code cannot be bounded: keep checks asynchronous.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Coroutine, Mapping
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+import anyio
+
+from framework.events import EventBus, ServiceHealthChanged
+from framework.messages import error_text, health_false, health_timed_out
+from framework.secrets import redact
+from framework.service import Service, ServiceState
+
+__all__ = ("HealthPoller", "HealthResult", "health_checks")
+
+HealthCheck = Callable[[], Awaitable[bool]]
+
+
+class _Spawner(Protocol):
+    """An anyio task group, or `framework._detached.DetachedTasks`: anything with ``start_soon``."""
+
+    def start_soon(
+        self, func: Callable[..., Coroutine[Any, Any, Any]], *args: Any, name: object = None
+    ) -> None: ...
+
+
+@dataclass(frozen=True)
+class HealthResult:
+    """The latest check of one service: healthy or not, why not, when (the loop's clock)."""
+
+    healthy: bool
+    reason: str = ""
+    checked_at: float | None = None
+
+
+def health_checks(services: Mapping[str, Service]) -> dict[str, HealthCheck]:
+    """The services that define ``health()``, and that method."""
+    found = {name: getattr(service, "health", None) for name, service in services.items()}
+    return {name: check for name, check in found.items() if callable(check)}
+
+
+class HealthPoller:
+    """Calls every ``health()`` each ``interval`` seconds, each bounded by ``timeout``.
+
+    ``start(spawner)`` begins polling in a task of ``spawner`` (a task group or anything with its
+    ``start_soon``); ``stop()`` ends it, cancelling the checks in flight. The first round runs
+    one interval after ``start``: every service has just started.
+    """
+
+    def __init__(
+        self, services: Mapping[str, Service], bus: EventBus, *, interval: float, timeout: float
+    ) -> None:
+        self.services = services
+        self.checks = health_checks(services)
+        self.bus = bus
+        self.interval = interval
+        self.timeout = timeout
+        self.results: dict[str, HealthResult] = {name: HealthResult(True) for name in self.checks}
+        self.rounds = 0
+        self._scope: anyio.CancelScope | None = None
+        self._stopped = False
+
+    def start(self, spawner: _Spawner) -> None:
+        if self.checks and not self._stopped:
+            self._scope = anyio.CancelScope()
+            spawner.start_soon(self._poll, name="health checks")
+
+    def stop(self) -> None:
+        self._stopped = True
+        if self._scope is not None:
+            self._scope.cancel()
+
+    @property
+    def unhealthy(self) -> dict[str, HealthResult]:
+        return {name: r for name, r in self.results.items() if not r.healthy}
+
+    async def _poll(self) -> None:
+        assert self._scope is not None
+        with self._scope:
+            while not self._stopped:  # ends with the application (stop() cancels it)
+                await anyio.sleep(self.interval)
+                await self.check_all()
+
+    async def check_all(self) -> None:
+        """One round: every started service's ``health()``, concurrently; changes emitted."""
+        self.rounds += 1
+        async with anyio.create_task_group() as tg:
+            for name, check in self.checks.items():
+                if self.services[name].state is ServiceState.STARTED:
+                    tg.start_soon(self._check_one, name, check, name=f"health {name}")
+
+    async def _check_one(self, name: str, check: HealthCheck) -> None:
+        healthy, reason = False, health_timed_out(self.timeout)
+        with anyio.move_on_after(self.timeout):
+            try:
+                healthy = bool(await check())
+                reason = "" if healthy else health_false()
+            except Exception as exc:
+                healthy, reason = False, f"health() raised {redact(error_text(exc))}"
+        previous = self.results.get(name)
+        self.results[name] = HealthResult(healthy, reason, anyio.current_time())
+        if self.services[name].state is not ServiceState.STARTED:
+            return  # it began restarting or stopping meanwhile: this answer says nothing
+        if previous is None or previous.healthy != healthy:
+            self.bus.emit(ServiceHealthChanged(name, healthy, reason))
