@@ -110,9 +110,9 @@ class HealthPoller:
                 reason = "" if healthy else health_false()
             except Exception as exc:
                 healthy, reason = False, f"health() raised {redact(error_text(exc))}"
-        previous = self.results.get(name)
-        self.results[name] = HealthResult(healthy, reason, anyio.current_time())
         if self.services[name].state is not ServiceState.STARTED:
             return  # it began restarting or stopping meanwhile: this answer says nothing
+        previous = self.results.get(name)
+        self.results[name] = HealthResult(healthy, reason, anyio.current_time())
         if previous is None or previous.healthy != healthy:
             self.bus.emit(ServiceHealthChanged(name, healthy, reason))
