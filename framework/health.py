@@ -13,9 +13,9 @@ synchronous code cannot be bounded: keep checks asynchronous.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Coroutine, Mapping
+from collections.abc import Awaitable, Callable, Coroutine, Iterator, Mapping
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import anyio
 
@@ -24,7 +24,11 @@ from framework.messages import error_text, health_false, health_timed_out
 from framework.secrets import redact
 from framework.service import Service, ServiceState
 
-__all__ = ("HealthPoller", "HealthResult", "health_checks")
+if TYPE_CHECKING:
+    from framework.context import ServiceView
+    from framework.readiness import Unhealthy
+
+__all__ = ("HealthPoller", "HealthResult", "health_checks", "health_metrics")
 
 HealthCheck = Callable[[], Awaitable[bool]]
 
@@ -116,3 +120,28 @@ class HealthPoller:
         self.results[name] = HealthResult(healthy, reason, anyio.current_time())
         if previous is None or previous.healthy != healthy:
             self.bus.emit(ServiceHealthChanged(name, healthy, reason))
+
+
+def health_metrics(
+    unhealthy: Mapping[str, Unhealthy], services: Mapping[str, ServiceView]
+) -> Iterator[Any]:
+    """Prometheus families for the HTTP service's metrics: each service's health (1 healthy, 0
+    while its latest check failed or it restarts) and how many times its ``run()`` restarted."""
+    from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+
+    healthy = GaugeMetricFamily(
+        "framework_service_healthy",
+        "1 while the service counts as healthy; 0 while its latest health check failed or it "
+        "is restarting.",
+        labels=["service"],
+    )
+    restarts = CounterMetricFamily(
+        "framework_service_restarts",
+        "How many times the service's run() was restarted by its restart policy.",
+        labels=["service"],
+    )
+    for name, view in services.items():
+        healthy.add_metric([name], 0.0 if name in unhealthy else 1.0)
+        restarts.add_metric([name], float(view.restarts))
+    yield healthy
+    yield restarts

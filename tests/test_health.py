@@ -16,10 +16,11 @@ import httpx
 import pytest
 from dependency_injector import providers
 
-from framework import Service
+from framework import Service, ServiceState
+from framework.context import ServiceView
 from framework.events import Event, EventBus, ServiceHealthChanged
 from framework.graph import DependencyGraph
-from framework.health import HealthPoller
+from framework.health import HealthPoller, health_metrics
 from framework.lifecycle import Lifecycle
 from framework.readiness import Readiness
 from framework.readiness_events import follow_lifecycle
@@ -151,13 +152,15 @@ async def test_readyz_503_while_unhealthy_livez_runs_no_check(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """/readyz answers 503 with the unhealthy service and since when, 200 once it recovers;
-    /livez answers 200 throughout and never calls health()."""
+    /livez answers 200 throughout and never calls health(); the metrics show each service's
+    health and restarts."""
     monkeypatch.chdir(tmp_path)
     app = app_class(api(), checked=providers.Singleton(Checked))(
         config_dir=tmp_path,
         overrides={
             "http.port": 0,
             "http.readyz_details": True,
+            "http.metrics_path": "/metrics",
             "lifecycle.health_interval": 0.05,
             "lifecycle.health_timeout": 0.5,
         },
@@ -170,6 +173,7 @@ async def test_readyz_503_while_unhealthy_livez_runs_no_check(
             checked.answer = False
             await wait_until(lambda: not app.readiness.ready, "not ready")
             readyz = await client.get("/readyz")
+            sick = (await client.get("/metrics")).text
             calls = checked.calls
             assert app.health is not None
             rounds = app.health.rounds
@@ -178,12 +182,41 @@ async def test_readyz_503_while_unhealthy_livez_runs_no_check(
             checked.answer = True
             await wait_until(lambda: app.readiness.ready, "ready again")
             recovered = await client.get("/readyz")
+            well = (await client.get("/metrics")).text
     assert readyz.status_code == 503
     unhealthy = readyz.json()["unhealthy"]["checked"]
     assert unhealthy["reason"] == "unhealthy: health() returned False"
     assert isinstance(unhealthy["since"], float)
     assert livez == [200] * 20
     assert recovered.status_code == 200 and "unhealthy" not in recovered.json()
+    assert 'framework_service_healthy{service="checked"} 0.0' in sick
+    assert 'framework_service_healthy{service="http"} 1.0' in sick
+    assert 'framework_service_healthy{service="checked"} 1.0' in well
+    assert 'framework_service_restarts_total{service="checked"} 0.0' in well
+
+
+def test_health_metrics_families() -> None:
+    """framework_service_healthy is 0 for a service readiness holds as unhealthy (or restarting),
+    1 otherwise; framework_service_restarts counts each service's restarts."""
+    from prometheus_client import CollectorRegistry, generate_latest
+
+    readiness = Readiness()
+    readiness.mark_unhealthy("db", "restarting")
+    views = {
+        "db": ServiceView(ServiceState.STARTED, restarts=2),
+        "http": ServiceView(ServiceState.STARTED),
+    }
+
+    class Collector:
+        def collect(self) -> Any:
+            return health_metrics(readiness.unhealthy, views)
+
+    registry = CollectorRegistry()
+    registry.register(Collector())  # type: ignore[arg-type]
+    text = generate_latest(registry).decode()
+    assert 'framework_service_healthy{service="db"} 0.0' in text
+    assert 'framework_service_healthy{service="http"} 1.0' in text
+    assert 'framework_service_restarts_total{service="db"} 2.0' in text
 
 
 # -- DatabaseService.health(): SELECT 1 on the async and the synchronous engine -------------------

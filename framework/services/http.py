@@ -37,6 +37,7 @@ from typing import TYPE_CHECKING, Any
 import anyio
 
 from framework.errors import FrameworkError
+from framework.health import health_metrics
 from framework.readiness import AppState
 from framework.service import Service
 from framework.settings import HttpSettings
@@ -564,6 +565,7 @@ class _LifecycleCollector:
                 stop.add_metric([name], view.stop_seconds)
         yield start
         yield stop
+        yield from health_metrics(context.readiness.unhealthy, context.services())
 
     @staticmethod
     def _families() -> tuple[Any, Any, Any]:
