@@ -128,7 +128,7 @@ class Application:
         self._stopped: anyio.Event | None = None
         self._loop: tuple[anyio.lowlevel.EventLoopToken, int] | None = None  # token, thread
         self._watchdog: Watchdog | None = None  # inside run(): the process is ours to end
-        self.health: HealthPoller | None = None  # while running: each service's health()
+        self.health_poller: HealthPoller | None = None  # while running: each service's health()
 
     # -- configuration --------------------------------------------------------------------------
 
@@ -194,13 +194,13 @@ class Application:
             raise
         self.state = RunState.RUNNING
         lc = self.settings.lifecycle
-        self.health = HealthPoller(
+        self.health_poller = HealthPoller(
             {rec.name: rec.service for rec in lifecycle},
             self.bus,
             interval=lc.health_interval,
             timeout=lc.health_timeout,
         )
-        self.health.start(DetachedTasks())
+        self.health_poller.start(DetachedTasks())
         if self._requested is not None:  # requested while the last service was starting
             self._shutdown.set()
 
@@ -285,8 +285,8 @@ class Application:
             return int(self.exit_code if self.exit_code is not None else ExitCode.FAILURE)
         self.state = RunState.STOPPING
         assert self.lifecycle is not None
-        if self.health is not None:
-            self.health.stop()
+        if self.health_poller is not None:
+            self.health_poller.stop()
         if self._requested is None:
             self._requested = ShutdownRequest(ExitCode.OK, "stop requested")
         # shielded from outside cancellation (a cancelled `running()` body still stops in order);

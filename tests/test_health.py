@@ -175,10 +175,12 @@ async def test_readyz_503_while_unhealthy_livez_runs_no_check(
             readyz = await client.get("/readyz")
             sick = (await client.get("/metrics")).text
             calls = checked.calls
-            assert app.health is not None
-            rounds = app.health.rounds
+            assert app.health_poller is not None
+            rounds = app.health_poller.rounds
             livez = [(await client.get("/livez")).status_code for _ in range(20)]
-            assert checked.calls - calls <= app.health.rounds - rounds  # one per round, no more
+            assert (
+                checked.calls - calls <= app.health_poller.rounds - rounds
+            )  # one per round, no more
             checked.answer = True
             await wait_until(lambda: app.readiness.ready, "ready again")
             recovered = await client.get("/readyz")
