@@ -358,7 +358,9 @@ class Application:
         if notifier.enabled:  # systemd, or the framework's supervisor for a worker
             self.bus.subscribe(notify_lifecycle(notifier))
         try:
-            code = anyio.run(self._main, notifier, backend=backend or self.backend)
+            backend = backend or self.backend
+            options = self._backend_options(backend)
+            code = anyio.run(self._main, notifier, backend=backend, backend_options=options)
         finally:
             watchdog.disarm()
         if self._left_behind():
@@ -366,6 +368,15 @@ class Application:
             # the logs are flushed already, so end the process if it is still here shortly
             watchdog.exit_later(LEFT_BEHIND_EXIT_AFTER, code)
         return code
+
+    def _backend_options(self, backend: str) -> dict[str, Any]:
+        """On asyncio, uvloop when ``http.loop`` allows it (uvicorn serves on this loop)."""
+        if backend != "asyncio":
+            return {}
+        from framework.services.http._loop import loop_factory
+
+        factory = loop_factory(self.settings.http.loop)
+        return {"loop_factory": factory} if factory is not None else {}
 
     def _left_behind(self) -> bool:
         """Whether a stop was given up on (timed out, or cancelled by force) and may still run."""
