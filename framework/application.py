@@ -193,14 +193,7 @@ class Application:
             await self._finish(ExitCode.FAILURE)
             raise
         self.state = RunState.RUNNING
-        lc = self.settings.lifecycle
-        self.health_poller = HealthPoller(
-            {rec.name: rec.service for rec in lifecycle},
-            self.bus,
-            interval=lc.health_interval,
-            timeout=lc.health_timeout,
-        )
-        self.health_poller.start(DetachedTasks())
+        self.health_poller = HealthPoller.polling(lifecycle, self.bus, self.settings.lifecycle)
         if self._requested is not None:  # requested while the last service was starting
             self._shutdown.set()
 
@@ -230,10 +223,8 @@ class Application:
         if self.lifecycle is None:
             return {}
         return {
-            name: ServiceView(
-                rec.service.state, rec.start_duration, rec.stop_duration, len(rec.restarts)
-            )
-            for name, rec in self.lifecycle.records.items()
+            name: ServiceView(r.service.state, r.start_duration, r.stop_duration, len(r.restarts))
+            for name, r in self.lifecycle.records.items()
         }
 
     def _on_crash(self, name: str, error: BaseException) -> None:
@@ -285,8 +276,6 @@ class Application:
             return int(self.exit_code if self.exit_code is not None else ExitCode.FAILURE)
         self.state = RunState.STOPPING
         assert self.lifecycle is not None
-        if self.health_poller is not None:
-            self.health_poller.stop()
         if self._requested is None:
             self._requested = ShutdownRequest(ExitCode.OK, "stop requested")
         # shielded from outside cancellation (a cancelled `running()` body still stops in order);

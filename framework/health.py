@@ -13,16 +13,25 @@ synchronous code cannot be bounded: keep checks asynchronous.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Coroutine, Iterator, Mapping
+from collections.abc import Awaitable, Callable, Coroutine, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
 import anyio
 
-from framework.events import EventBus, ServiceHealthChanged
+from framework._detached import DetachedTasks
+from framework.events import (
+    Event,
+    EventBus,
+    ServiceHealthChanged,
+    ShutdownFinished,
+    ShutdownStarted,
+)
 from framework.messages import error_text, health_false, health_timed_out
+from framework.records import ServiceRecord
 from framework.secrets import redact
 from framework.service import Service, ServiceState
+from framework.settings import LifecycleSettings
 
 if TYPE_CHECKING:
     from framework.context import ServiceView
@@ -60,7 +69,8 @@ class HealthPoller:
     """Calls every ``health()`` each ``interval`` seconds, each bounded by ``timeout``.
 
     ``start(spawner)`` begins polling in a task of ``spawner`` (a task group or anything with its
-    ``start_soon``); ``stop()`` ends it, cancelling the checks in flight. The first round runs
+    ``start_soon``); ``stop()`` ends it, cancelling the checks in flight. The runner uses
+    `polling`, which stops by itself at the first moment of shutdown. The first round runs
     one interval after ``start``: every service has just started.
     """
 
@@ -76,6 +86,24 @@ class HealthPoller:
         self.rounds = 0
         self._scope: anyio.CancelScope | None = None
         self._stopped = False
+
+    @classmethod
+    def polling(
+        cls, records: Iterable[ServiceRecord], bus: EventBus, settings: LifecycleSettings
+    ) -> HealthPoller:
+        """A poller of the started services, polling from now on in a task of its own until the
+        shutdown begins (`ShutdownStarted` on ``bus``)."""
+        services = {rec.name: rec.service for rec in records}
+        poller = cls(
+            services, bus, interval=settings.health_interval, timeout=settings.health_timeout
+        )
+        bus.subscribe(poller._on_event)
+        poller.start(DetachedTasks())
+        return poller
+
+    def _on_event(self, event: Event) -> None:
+        if isinstance(event, ShutdownStarted | ShutdownFinished):
+            self.stop()
 
     def start(self, spawner: _Spawner) -> None:
         if self.checks and not self._stopped:
