@@ -206,6 +206,36 @@ async def test_shutdown_during_the_backoff_stops_nothing_twice() -> None:
     assert len(of(events, ServiceStarted)) == 1
 
 
+class FailsToRestart(Flaky):
+    """run() fails once; the first restart's start() fails too; the second restart works."""
+
+    async def start(self) -> None:
+        self.journal.append("start")
+        if self.journal.count("start") == 2:
+            raise OSError("port still in use")
+
+
+@pytest.mark.anyio
+async def test_a_restart_whose_start_fails_counts_as_another_failure() -> None:
+    """The failed start is stopped and restarted after a doubled backoff, within the budget."""
+    journal: list[str] = []
+    crashes: list[str] = []
+    policy = RestartPolicy(on_failure=True, max_restarts=3, window=60.0, initial_backoff=0.01)
+    lifecycle, events, readiness = engine(FailsToRestart(journal, 1), policy, crashes)
+    async with anyio.create_task_group() as tg:
+        await lifecycle.start(tg)
+        await wait_until(lambda: of(events, ServiceRestarted))
+        assert journal == ["start", "stop", "start", "stop", "start"]
+        restarting = [e for _, e in of(events, ServiceRestarting)]
+        assert [(e.attempt, e.backoff, type(e.error)) for e in restarting] == [
+            (1, 0.01, ConnectionError),
+            (2, 0.02, OSError),
+        ]
+        assert [e.attempt for _, e in of(events, ServiceRestarted)] == [2]
+        assert readiness.ready and not crashes
+        await lifecycle.stop("done")
+
+
 # -- real processes: framework run, asyncio and trio ----------------------------------------------
 
 
