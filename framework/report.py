@@ -14,7 +14,10 @@ __all__ = ("render_timeline", "timeline", "write_report")
 
 
 def timeline(records: Iterable[ServiceRecord]) -> list[dict[str, Any]]:
-    """One entry per service, in start order: start and stop outcome and duration, errors."""
+    """One entry per service, in start order: start and stop outcome and duration, errors, and
+    each restart of its ``run()`` (seconds after the first start began, cause, backoff)."""
+    records = list(records)
+    origin = min((r.start_began for r in records if r.start_began is not None), default=0.0)
     out = []
     for rec in sorted(records, key=lambda r: (r.start_began is None, r.start_began or 0.0)):
         out.append(
@@ -31,6 +34,10 @@ def timeline(records: Iterable[ServiceRecord]) -> list[dict[str, Any]]:
                 if rec.began
                 else {"outcome": "never started", "seconds": None},
                 "errors": [redact(str(e)) for e in rec.errors],
+                "restarts": [
+                    {"at": round(r.at - origin, 6), "cause": redact(r.cause), "backoff": r.backoff}
+                    for r in rec.restarts
+                ],
             }
         )
     return out
@@ -44,7 +51,9 @@ def render_timeline(entries: list[dict[str, Any]]) -> str:
     lines = ["timeline:"]
     for e in entries:
         start, stop = e["start"], e["stop"]
-        lines.append(f"  {e['service']:<{width}}  start {_cell(start)}  stop {_cell(stop)}")
+        line = f"  {e['service']:<{width}}  start {_cell(start)}  stop {_cell(stop)}"
+        restarts = len(e.get("restarts", ()))
+        lines.append(line + (f"  restarts {restarts}" if restarts else ""))
     return "\n".join(lines)
 
 
