@@ -3,23 +3,32 @@
 One module that every output path uses (logging, the report, CLI errors, config show), so a secret
 is recognised the same way everywhere: a `SecretStr`/`SecretBytes` value, the value of a field whose
 name says it is secret (``password``, ``token``, ...), and the password of any URL (``user:pw@``).
+
+The one masking path: `remember` the secrets of the loaded settings once (`setup_logging` does),
+then every output of the process passes its text through `mask`: log records (message, fields,
+the rendered traceback), the ``--report`` file, CLI errors, wording that embeds an exception text.
 """
 
 from __future__ import annotations
 
 import re
+import threading
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any
+from urllib.parse import quote, unquote
 
 from pydantic import BaseModel, SecretBytes, SecretStr
 
 __all__ = (
     "SECRET_MASK",
+    "Masker",
     "Path_",
     "flatten",
     "is_secret_key",
+    "mask",
     "mask_text",
     "redact",
+    "remember",
     "secrets_in",
     "secrets_of",
     "url_passwords",
@@ -88,7 +97,56 @@ def secrets_of(settings: BaseModel) -> set[str]:
 
 def mask_text(text: str, secrets: Iterable[str]) -> str:
     """``text`` with every one of ``secrets`` and every URL password replaced by the mask."""
-    for secret in sorted(secrets, key=len, reverse=True):
-        if secret in text:
-            text = text.replace(secret, SECRET_MASK)
-    return str(redact(text)) if "://" in text else text
+    return Masker(secrets)(text)
+
+
+# -- the one masking path -------------------------------------------------------------------------
+
+
+class Masker:
+    """Masks a fixed set of secret strings, and the password of any URL, in a text.
+
+    Each secret is also masked in its URL-quoted and unquoted forms (``p%40ss`` in a URL is
+    ``p@ss`` in a driver's error). The fast path: a text that holds none of the secrets and no
+    ``://`` costs one substring test per secret and is returned as it is.
+    """
+
+    __slots__ = ("secrets",)
+
+    def __init__(self, secrets: Iterable[str] = ()) -> None:
+        found: set[str] = set()
+        for secret in secrets:
+            found.update((secret, unquote(secret), quote(secret, safe="")))
+        # longest first, so a secret that contains another is masked whole
+        self.secrets: tuple[str, ...] = tuple(
+            sorted((s for s in found if len(s) >= _SHORTEST), key=len, reverse=True)
+        )
+
+    def __call__(self, text: str) -> str:
+        for secret in self.secrets:
+            if secret in text:
+                text = text.replace(secret, SECRET_MASK)
+        if "://" in text:
+            text = str(redact(text))
+        return text
+
+
+_remembered: set[str] = set()
+_masker = Masker()
+_masker_lock = threading.Lock()
+
+
+def remember(secrets: Iterable[str]) -> None:
+    """Mask ``secrets`` too, from now on, in everything `mask` sees in this process.
+
+    Secrets only accumulate: a process that ran several applications still masks the first one's.
+    """
+    global _masker
+    with _masker_lock:
+        _remembered.update(secrets)
+        _masker = Masker(_remembered)
+
+
+def mask(text: str) -> str:
+    """``text`` safe to print: every `remember`-ed secret and every URL password masked."""
+    return _masker(text)
