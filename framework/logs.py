@@ -149,7 +149,9 @@ class LogSink:
             # keep warnings visible after shutdown, as loguru's default handler would
             global _fallback_id
             if not logger._core.handlers:  # type: ignore[attr-defined]
-                _fallback_id = logger.add(sys.stderr, level="WARNING")
+                _fallback_id = logger.add(
+                    sys.stderr, level="WARNING", format=_text, backtrace=False, diagnose=False
+                )
 
 
 def setup_logging(settings: LoggingSettings, secrets: Iterable[str] = ()) -> LogSink:
