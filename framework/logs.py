@@ -62,7 +62,7 @@ def _patch(record: Record) -> None:
     record["message"] = mask(record["message"])
     extra = record["extra"]
     for key, value in extra.items():
-        if type(value) is str:
+        if isinstance(value, str):
             extra[key] = mask(value)
     exc = record["exception"]
     if exc is not None:
@@ -77,7 +77,7 @@ def _text(record: Record) -> str:
     """``time | level | logger | message | key=value ...``, then the masked traceback if any."""
     extra = record["extra"]
     fields = " ".join(
-        f"{k}={v}" for k, v in extra.items() if not k.startswith("_") and k != "logger_name"
+        f"{k}={_plain(v)}" for k, v in extra.items() if not k.startswith("_") and k != "logger_name"
     )
     line = f"{extra.get('logger_name') or record['name']} | {record['message']}"
     if fields:
@@ -97,12 +97,17 @@ def _json(record: Record) -> str:
     }
     for key, value in record["extra"].items():
         if not key.startswith("_") and key != "logger_name":
-            out[key] = value if isinstance(value, str | int | float | bool | None) else str(value)
+            out[key] = _plain(value)
     tb = _traceback(record)
     if tb:
         out["exception"] = tb + "\n"
     record["extra"]["_json"] = json.dumps(out, default=str)
     return "{extra[_json]}\n"
+
+
+def _plain(value: object) -> object:
+    """A field as written: strings (masked by `_patch`) and numbers as they are, others masked."""
+    return value if isinstance(value, str | int | float | bool | None) else mask(str(value))
 
 
 def _traceback(record: Record) -> str:

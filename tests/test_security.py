@@ -94,9 +94,20 @@ def test_a_planted_secret_appears_in_no_output(tmp_path: Path) -> None:
 
 
 @pytest.mark.slow
-def test_a_password_in_a_database_url_appears_in_no_output(tmp_path: Path) -> None:
-    """A start that fails on a URL with a password: the error names the URL, masked."""
-    url = f"postgresql+asyncpg://app:{PLANTED}@127.0.0.1:{free_port()}/orders"
+@pytest.mark.parametrize(
+    ("form", "shown"),
+    [
+        ("app:{pw}@127.0.0.1:{port}/orders", "app:***@127.0.0.1"),
+        ("app@127.0.0.1:{port}/orders?password={pw}", "/orders?password=***"),
+    ],
+    ids=["userinfo", "query"],
+)
+def test_a_password_in_a_database_url_appears_in_no_output(
+    tmp_path: Path, form: str, shown: str
+) -> None:
+    """A start that fails on a URL with a password (either form): the error names the URL, masked;
+    `run`, the log, `config show` and `check` never print the password."""
+    url = "postgresql+asyncpg://" + form.format(pw=PLANTED, port=free_port())
     log = tmp_path / "app.log"
     run = run_cli(
         tmp_path,
@@ -109,7 +120,7 @@ def test_a_password_in_a_database_url_appears_in_no_output(tmp_path: Path) -> No
         env={"APP_DATABASE__URL": url},
     )
     assert run.returncode == 1
-    assert "app:***@127.0.0.1" in run.stderr
+    assert shown in run.stderr
     shown = run_cli(
         tmp_path, "config", "show", "tests.sample_apps:WebApp", env={"APP_DATABASE__URL": url}
     )
@@ -193,7 +204,7 @@ def _raise_with_secrets() -> None:
 
 @pytest.mark.parametrize("fmt", ["text", "json"])
 def test_tracebacks_are_masked_in_both_formats(tmp_path: Path, fmt: str) -> None:
-    """A logged exception, its cause and uvicorn's stdlib traceback: rendered, masked."""
+    """A logged exception, its cause, uvicorn's stdlib traceback and any field: masked."""
     path = tmp_path / "out.log"
     sink = setup_logging(LoggingSettings(file=path, stderr=False, format=fmt), {TOKEN})
     try:
@@ -202,7 +213,7 @@ def test_tracebacks_are_masked_in_both_formats(tmp_path: Path, fmt: str) -> None
         except RuntimeError:
             logger.exception("start failed")
             logging.getLogger("uvicorn.error").error("Exception in ASGI application", exc_info=True)
-        logger.bind(token=TOKEN).info("a field")
+        logger.bind(token=TOKEN, conf={"key": TOKEN}).info("fields")
     finally:
         sink.flush_sync()
     text = path.read_text(encoding="utf-8")
@@ -212,9 +223,10 @@ def test_tracebacks_are_masked_in_both_formats(tmp_path: Path, fmt: str) -> None
         records = [json.loads(line) for line in text.splitlines()]
         assert [bool(r.get("exception")) for r in records] == [True, True, False]
         assert records[2]["token"] == SECRET_MASK
+        assert records[2]["conf"] == str({"key": SECRET_MASK})
         text = "\n".join(r.get("exception", "") for r in records)
     else:
-        assert f"token={SECRET_MASK}" in text
+        assert f"token={SECRET_MASK} conf={ {'key': SECRET_MASK} }" in text
     assert text.count("Traceback (most recent call last)") == 4  # the cause and the error, twice
     assert f"RuntimeError: cannot reach postgresql://app:***@db/x with {SECRET_MASK}" in text
     assert f"ConnectionError: token {SECRET_MASK} rejected" in text
