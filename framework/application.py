@@ -55,6 +55,7 @@ from framework.systemd import WORKER_ENV, Notifier, notify_lifecycle, watchdog_l
 from framework.timeouts import service_bounds
 from framework.timing import FORCED_EXIT_AFTER, HARD_EXIT_MARGIN, LEFT_BEHIND_EXIT_AFTER
 from framework.watchdog import Watchdog
+from framework.wiring import unwire_container
 
 __all__ = ("Application", "RunState", "ShutdownRequest")
 
@@ -168,6 +169,9 @@ class Application:
         layers = max(self.graph.layer.values(), default=-1) + 1
         name, env = type(self).__name__, self.loaded.env
         runner_log().info(messages.starting(name, len(self.graph), layers, env))
+        runner_log().info(messages.config_files(self.loaded.files))
+        for warning in self.loaded.warnings:
+            runner_log().warning(warning)
         try:
             lifecycle = self.lifecycle = self._make_lifecycle()
         except StartupError:
@@ -295,6 +299,8 @@ class Application:
             # a startup that failed before the engine ran has no ShutdownFinished to follow
             if self.readiness.state is not AppState.STOPPED:
                 self.readiness.set_state(AppState.STOPPED)
+            # after the last stop: never leave modules wired to a stopped container
+            unwire_container(self.container)
             self._report()
             if self._log is not None:
                 log, self._log = self._log, None
@@ -336,7 +342,9 @@ class Application:
         if notifier.enabled:  # systemd, or the framework's supervisor for a worker
             self.bus.subscribe(notify_lifecycle(notifier))
         try:
-            code = anyio.run(self._main, notifier, backend=backend or self.backend)
+            backend = backend or self.backend
+            options = self._backend_options(backend)
+            code = anyio.run(self._main, notifier, backend=backend, backend_options=options)
         finally:
             watchdog.disarm()
         if self._left_behind():
@@ -344,6 +352,15 @@ class Application:
             # the logs are flushed already, so end the process if it is still here shortly
             watchdog.exit_later(LEFT_BEHIND_EXIT_AFTER, code)
         return code
+
+    def _backend_options(self, backend: str) -> dict[str, Any]:
+        """On asyncio, uvloop when ``http.loop`` allows it (uvicorn serves on this loop)."""
+        if backend != "asyncio":
+            return {}
+        from framework.services.http._loop import loop_factory
+
+        factory = loop_factory(self.settings.http.loop)
+        return {"loop_factory": factory} if factory is not None else {}
 
     def _left_behind(self) -> bool:
         """Whether a stop was given up on (timed out, or cancelled by force) and may still run."""

@@ -84,8 +84,8 @@ class HttpSettings(BaseModel):
         "127.0.0.1", description="Interface to bind; 0.0.0.0 to accept outside traffic."
     )
     port: int = Field(8000, ge=0, le=65535, description="TCP port; 0 picks a free one.")
-    # Embedded, uvicorn serves on the application's event loop: `loop` is passed on but has no
-    # effect (kept for configurations written for a standalone uvicorn).
+    # Embedded, uvicorn serves on the application's event loop: `Application.run()` picks uvloop
+    # for `auto` (when installed) and `uvloop` (framework/services/http/_loop.py).
     loop: Literal["auto", "asyncio", "uvloop"] = Field("auto", description="uvicorn event loop.")
     http: Literal["auto", "h11", "httptools"] = Field(
         "auto", description="HTTP/1.1 implementation."
