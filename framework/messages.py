@@ -32,6 +32,7 @@ from framework.events import (
     ShutdownStarted,
     StartupFinished,
 )
+from framework.secrets import mask
 
 if TYPE_CHECKING:
     from loguru import Logger
@@ -74,8 +75,8 @@ def runner_log() -> Logger:
 
 
 def error_text(error: BaseException | None) -> str:
-    """``TypeName: message``, or ``unknown error``."""
-    return f"{type(error).__name__}: {error}" if error is not None else "unknown error"
+    """``TypeName: message`` (secrets masked), or ``unknown error``."""
+    return mask(f"{type(error).__name__}: {error}") if error is not None else "unknown error"
 
 
 def failure(
@@ -154,7 +155,7 @@ def exiting_now(why: str) -> str:
 
 
 def report_not_written(path: object, error: OSError) -> str:
-    return f"cannot write the report to {path}: {error}"
+    return mask(f"cannot write the report to {path}: {error}")
 
 
 # -- the lifecycle events -------------------------------------------------------------------------

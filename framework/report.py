@@ -1,4 +1,8 @@
-"""The timeline report: what happened to each service, built from the engine's records."""
+"""The timeline report: what happened to each service, built from the engine's records.
+
+Every text in it that may carry an exception's message (the errors, the reason) goes through
+`framework.secrets.mask`.
+"""
 
 from __future__ import annotations
 
@@ -8,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from framework.records import ServiceRecord
-from framework.secrets import redact
+from framework.secrets import mask
 
 __all__ = ("render_timeline", "timeline", "write_report")
 
@@ -33,9 +37,9 @@ def timeline(records: Iterable[ServiceRecord]) -> list[dict[str, Any]]:
                 }
                 if rec.began
                 else {"outcome": "never started", "seconds": None},
-                "errors": [redact(str(e)) for e in rec.errors],
+                "errors": [mask(str(e)) for e in rec.errors],
                 "restarts": [
-                    {"at": round(r.at - origin, 6), "cause": redact(r.cause), "backoff": r.backoff}
+                    {"at": round(r.at - origin, 6), "cause": mask(r.cause), "backoff": r.backoff}
                     for r in rec.restarts
                 ],
             }
@@ -58,7 +62,8 @@ def render_timeline(entries: list[dict[str, Any]]) -> str:
 
 
 def write_report(path: Path, entries: list[dict[str, Any]], exit_code: int, reason: str) -> None:
-    payload = {"exit_code": exit_code, "reason": reason, "services": entries}
+    """The ``--report`` JSON: exit code, reason (masked: a crash's carries its exception text)."""
+    payload = {"exit_code": exit_code, "reason": mask(reason), "services": entries}
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(payload, indent=2) + "\n", encoding="utf-8")
 
