@@ -43,16 +43,21 @@ from framework.events import Bound, Event, EventBus, EventHandler, Outcome, Roll
 from framework.exitcode import ExitCode
 from framework.graph import DependencyGraph
 from framework.lifecycle import Lifecycle
-from framework.logs import LogSink, setup_logging
+from framework.logs import LogSink, restore_fallback, setup_logging
 from framework.messages import log_event, runner_log
 from framework.readiness import AppState, Readiness
 from framework.readiness_events import follow_lifecycle
 from framework.report import render_timeline, timeline, write_report
 from framework.service import Service
 from framework.settings import Settings
-from framework.signals import watch_signals
+from framework.signals import USER_SIGNALS, SignalWatcher, call_soon
 from framework.timeouts import service_bounds
-from framework.timing import FORCED_EXIT_AFTER, HARD_EXIT_MARGIN, LEFT_BEHIND_EXIT_AFTER
+from framework.timing import (
+    FORCED_EXIT_AFTER,
+    HARD_EXIT_MARGIN,
+    LAST_WORDS_BOUND,
+    LEFT_BEHIND_EXIT_AFTER,
+)
 from framework.watchdog import Watchdog
 
 __all__ = ("Application", "RunState", "ShutdownRequest")
@@ -144,8 +149,7 @@ class Application:
 
     def _on_event(self, event: Event) -> None:
         if isinstance(event, RollingBack):
-            timeout = self.settings.lifecycle.shutdown_timeout
-            self._arm(timeout + HARD_EXIT_MARGIN, ExitCode.FAILURE, messages.ROLLBACK_OUTLIVED)
+            self._arm(self._outlive_after(), ExitCode.FAILURE, messages.ROLLBACK_OUTLIVED)
 
     # -- start ----------------------------------------------------------------------------------
 
@@ -293,7 +297,7 @@ class Application:
             self._report()
             if self._log is not None:
                 log, self._log = self._log, None
-                await log.flush()
+                await log.flush(fallback=self._watchdog is None)  # run(): the final line stays last
             self.state = RunState.STOPPED
             if self._stopped is not None:
                 self._stopped.set()
@@ -302,6 +306,10 @@ class Application:
         entries = timeline(self.lifecycle) if self.lifecycle is not None else []
         reason = self._requested.reason if self._requested else ""
         code = int(self.exit_code if self.exit_code is not None else ExitCode.FAILURE)
+        for loss in self._log.losses() if self._log is not None else []:
+            runner_log().warning(messages.lines_lost(loss.sink, loss.lines, loss.error))
+            if code == ExitCode.OK:  # lost log lines are a failure, and the last line says so
+                code = self.exit_code = ExitCode.FAILURE
         runner_log().bind(exit_code=code).info(render_timeline(entries) + f"\nexit code {code}")
         if self.report_path is not None:
             try:
@@ -326,11 +334,12 @@ class Application:
         SIGTERM, SIGINT, SIGHUP or SIGQUIT shuts down gracefully; a second one forces the shutdown
         (exit 130).
         """
-        watchdog = self._watchdog = Watchdog(self._last_words)
+        watchdog = self._watchdog = Watchdog(self._last_words, last_line=messages.last_line)
         try:
             code = anyio.run(self._main, backend=backend or self.backend)
         finally:
             watchdog.disarm()
+            restore_fallback()
         if self._left_behind():
             # a stop stuck in a worker thread would hold the interpreter's exit until it returns;
             # the logs are flushed already, so end the process if it is still here shortly
@@ -345,19 +354,40 @@ class Application:
         return any(rec.stop_outcome in given_up for rec in self.lifecycle)
 
     async def _main(self) -> int:
-        async with anyio.create_task_group() as signals:
-            await signals.start(watch_signals, self._on_signal)
+        token = anyio.lowlevel.current_token()
+        with SignalWatcher(lambda sig, count: self._on_signal_thread(token, sig, count)):
             try:
                 await self.start()
             except StartupError:
                 pass
             else:
                 await self.wait_for_shutdown()
-                timeout = self.settings.lifecycle.shutdown_timeout + HARD_EXIT_MARGIN
-                self._arm(timeout, ExitCode.FAILURE, messages.SHUTDOWN_OUTLIVED)
+                self._arm(self._outlive_after(), ExitCode.FAILURE, messages.SHUTDOWN_OUTLIVED)
                 await self.stop()
-            signals.cancel_scope.cancel()
         return int(self.exit_code if self.exit_code is not None else ExitCode.FAILURE)
+
+    def _on_signal_thread(self, token: object, sig: signal.Signals, count: int) -> None:
+        """In the signal watcher's thread: arm the watchdog at once (the loop may be blocked), then
+        hand the rest to the loop without waiting for it."""
+        if sig in USER_SIGNALS:
+            call_soon(token, self._on_user_signal, sig)
+            return
+        if count == 1:
+            self._arm(self._outlive_after(), ExitCode.FAILURE, messages.SHUTDOWN_OUTLIVED)
+        elif count == 2:
+            self._arm(FORCED_EXIT_AFTER, ExitCode.FORCED, f"second {sig.name}")
+        elif self._watchdog is not None:
+            self._watchdog.fire(ExitCode.FORCED, f"{sig.name} received {count} times")
+        call_soon(token, self._on_signal, sig, count)
+
+    def _on_user_signal(self, sig: signal.Signals) -> None:
+        """SIGUSR1: reopen the log file; SIGUSR2: log each service's state. Nothing stops."""
+        log = runner_log()
+        if sig is signal.SIGUSR1:
+            log.info(messages.log_reopened(self._log.reopen() if self._log is not None else []))
+            return
+        for name, rec in self.lifecycle.records.items() if self.lifecycle is not None else ():
+            log.info(messages.status_line(name, rec.service))
 
     def _on_signal(self, sig: signal.Signals, count: int) -> None:
         log = runner_log()
@@ -369,16 +399,18 @@ class Application:
         elif count == 2:
             log.warning(messages.signal_again(sig.name))
             self.force(f"second {sig.name}")
-            self._arm(FORCED_EXIT_AFTER, ExitCode.FORCED, f"second {sig.name}")
-        elif self._watchdog is not None:
-            self._watchdog.fire(ExitCode.FORCED, f"{sig.name} received {count} times")
 
     # -- the last resort ------------------------------------------------------------------------
 
     def _arm(self, seconds: float, code: int, why: str) -> None:
-        """Inside ``run()``: exit after ``seconds`` even if the event loop is stuck."""
+        """Inside ``run()``: exit after ``seconds`` even if the event loop is stuck (an armed
+        deadline that is nearer stays)."""
         if self._watchdog is not None:
-            self._watchdog.arm(seconds, code, why)
+            self._watchdog.arm_within(seconds, code, why)
+
+    def _outlive_after(self) -> float:
+        """When the watchdog ends a shutdown: the process is gone by shutdown_timeout + 2 s."""
+        return self.settings.lifecycle.shutdown_timeout + HARD_EXIT_MARGIN - LAST_WORDS_BOUND
 
     def _last_words(self, code: int, why: str) -> None:
         runner_log().error(messages.exiting_now(why))

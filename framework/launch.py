@@ -99,7 +99,11 @@ def run(
 ) -> NoReturn:
     """Build the application (exit 78 on a bad configuration), run it, exit with its code."""
     app = guard(lambda: build(cls, config_dir, env, sets, report=report))
-    sys.exit(app.run(backend=backend))
+    code = app.run(backend=backend)
+    from framework.logs import silence
+
+    silence()  # the process ends now: its final log line (`exit code N`) stays the last output
+    sys.exit(code)
 
 
 def run_application(cls: type[Application], argv: Sequence[str] | None = None) -> int:

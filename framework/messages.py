@@ -37,11 +37,15 @@ __all__ = (
     "ROLLBACK_OUTLIVED",
     "RUNNER_LOGGER",
     "SHUTDOWN_OUTLIVED",
+    "STATUS_FACTS",
     "crashed",
     "error_text",
     "exiting_now",
     "failure",
+    "last_line",
+    "lines_lost",
     "log_event",
+    "log_reopened",
     "not_a_service",
     "not_created",
     "report_not_written",
@@ -49,7 +53,9 @@ __all__ = (
     "signal_again",
     "signal_during_startup",
     "signal_received",
+    "sink_failed",
     "starting",
+    "status_line",
 )
 
 RUNNER_LOGGER = "framework.application"
@@ -133,6 +139,43 @@ def exiting_now(why: str) -> str:
 
 def report_not_written(path: object, error: OSError) -> str:
     return f"cannot write the report to {path}: {error}"
+
+
+def last_line(code: int, why: str) -> str:
+    """Written straight to stderr when the logger itself is stuck (a stalled pipe)."""
+    return f"{exiting_now(why)}; the log could not be flushed\nexit code {code}\n"
+
+
+def sink_failed(sink: str, error: BaseException) -> str:
+    return (
+        f"log sink {sink} failed: {error_text(error)}; its lines are counted as lost "
+        "(check the disk or the logging.file setting)"
+    )
+
+
+def lines_lost(sink: str, lines: int, error: BaseException) -> str:
+    return f"log sink {sink} lost {lines} line(s): {error_text(error)}"
+
+
+def log_reopened(files: list[str]) -> str:
+    return (
+        f"received SIGUSR1: reopened {', '.join(files)}"
+        if files
+        else ("received SIGUSR1: no log file to reopen")
+    )
+
+
+STATUS_FACTS = ("in_flight", "checked_out")
+"""Read from each service for the status snapshot when it has them (duck-typed, no import)."""
+
+
+def status_line(name: str, service: object) -> str:
+    """One service in the SIGUSR2 status snapshot: its state, requests in flight, connections."""
+    facts = [(fact, getattr(service, fact, None)) for fact in STATUS_FACTS]
+    extra = "".join(
+        f", {fact.replace('_', ' ')} {value}" for fact, value in facts if isinstance(value, int)
+    )
+    return f"status: service {name!r} {getattr(service, 'state', 'unknown')}{extra}"
 
 
 # -- the lifecycle events -------------------------------------------------------------------------

@@ -14,6 +14,7 @@ __all__ = (
     "FORCED_EXIT_AFTER",
     "GRACE_HEADROOM",
     "HARD_EXIT_MARGIN",
+    "LAST_WORDS_BOUND",
     "LEFT_BEHIND_EXIT_AFTER",
     "STOP_GRACE",
 )
@@ -27,6 +28,12 @@ LEFT_BEHIND_EXIT_AFTER = 0.5
 HARD_EXIT_MARGIN = 2.0
 """Past ``lifecycle.shutdown_timeout``, how long a shutdown stuck in code that ignores
 cancellation is waited for before the process exits regardless (exit 1)."""
+
+LAST_WORDS_BOUND = 0.4
+"""How long the watchdog's last words (log why, the timeline, the flush) may take before the process
+exits anyway: a log write blocked on a stalled stderr pipe never holds the exit. The watchdog is
+armed this much before ``lifecycle.shutdown_timeout + HARD_EXIT_MARGIN`` so that the process is gone
+by then."""
 
 STOP_GRACE = 0.05
 """How long past its deadline a stop that ignores cancellation is waited for before it is left
