@@ -29,11 +29,11 @@ HARD_EXIT_MARGIN = 2.0
 """Past ``lifecycle.shutdown_timeout``, how long a shutdown stuck in code that ignores
 cancellation is waited for before the process exits regardless (exit 1)."""
 
-LAST_WORDS_BOUND = 0.4
-"""How long the watchdog's last words (log why, the timeline, the flush) may take before the process
-exits anyway: a log write blocked on a stalled stderr pipe never holds the exit. The watchdog is
-armed this much before ``lifecycle.shutdown_timeout + HARD_EXIT_MARGIN`` so that the process is gone
-by then."""
+LAST_WORDS_BOUND = 0.6
+"""How long the watchdog's exit may take: its last words (log why, the timeline, the flush), then,
+if they did not finish, a last line straight to stderr, then the exit. A log write blocked on a
+stalled stderr pipe never holds the exit. The watchdog is armed this much before
+``lifecycle.shutdown_timeout + HARD_EXIT_MARGIN``, so the process is gone by then."""
 
 STOP_GRACE = 0.05
 """How long past its deadline a stop that ignores cancellation is waited for before it is left

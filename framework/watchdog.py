@@ -130,7 +130,8 @@ class Watchdog:
         """Exit now: the last words (log, report, flush), bounded, then the exit, whatever
         happens."""
         try:
-            done = bounded(lambda: self._last_words(code, why), self._bound)
+            # the last words get what the last line and the exit's flush (0.1 s each) leave
+            done = bounded(lambda: self._last_words(code, why), max(self._bound - 0.2, 0.05))
             if not done and self._last_line is not None:
                 write_stderr(self._last_line(code, why))
         finally:
