@@ -32,7 +32,7 @@ import anyio
 import anyio.lowlevel
 from dependency_injector import containers
 
-from framework import messages
+from framework import messages, timing
 from framework._detached import DetachedTasks
 from framework.config import LoadedSettings, load_settings, secrets_of, unknown_services
 from framework.container import build_container, create_services
@@ -52,12 +52,6 @@ from framework.service import Service
 from framework.settings import Settings
 from framework.signals import USER_SIGNALS, SignalWatcher, call_soon
 from framework.timeouts import service_bounds
-from framework.timing import (
-    FORCED_EXIT_AFTER,
-    HARD_EXIT_MARGIN,
-    LAST_WORDS_BOUND,
-    LEFT_BEHIND_EXIT_AFTER,
-)
 from framework.watchdog import Watchdog
 
 __all__ = ("Application", "RunState", "ShutdownRequest")
@@ -343,7 +337,7 @@ class Application:
         if self._left_behind():
             # a stop stuck in a worker thread would hold the interpreter's exit until it returns;
             # the logs are flushed already, so end the process if it is still here shortly
-            watchdog.exit_later(LEFT_BEHIND_EXIT_AFTER, code)
+            watchdog.exit_later(timing.LEFT_BEHIND_EXIT_AFTER, code)
         return code
 
     def _left_behind(self) -> bool:
@@ -374,10 +368,10 @@ class Application:
             return
         if count == 1:
             self._arm(self._outlive_after(), ExitCode.FAILURE, messages.SHUTDOWN_OUTLIVED)
-        elif count == 2:
-            self._arm(FORCED_EXIT_AFTER, ExitCode.FORCED, f"second {sig.name}")
-        elif self._watchdog is not None:
-            self._watchdog.fire(ExitCode.FORCED, f"{sig.name} received {count} times")
+        else:  # the third: at once, give or take the moment the loop needs to say it forces
+            after = timing.FORCED_EXIT_AFTER if count == 2 else timing.THIRD_SIGNAL_EXIT_AFTER
+            why = f"second {sig.name}" if count == 2 else f"{sig.name} received {count} times"
+            self._arm(after, ExitCode.FORCED, why)
         call_soon(token, self._on_signal, sig, count)
 
     def _on_user_signal(self, sig: signal.Signals) -> None:
@@ -410,7 +404,8 @@ class Application:
 
     def _outlive_after(self) -> float:
         """When the watchdog ends a shutdown: the process is gone by shutdown_timeout + 2 s."""
-        return self.settings.lifecycle.shutdown_timeout + HARD_EXIT_MARGIN - LAST_WORDS_BOUND
+        margin = timing.HARD_EXIT_MARGIN - timing.LAST_WORDS_BOUND
+        return self.settings.lifecycle.shutdown_timeout + margin
 
     def _last_words(self, code: int, why: str) -> None:
         runner_log().error(messages.exiting_now(why))

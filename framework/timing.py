@@ -17,10 +17,15 @@ __all__ = (
     "LAST_WORDS_BOUND",
     "LEFT_BEHIND_EXIT_AFTER",
     "STOP_GRACE",
+    "THIRD_SIGNAL_EXIT_AFTER",
 )
 
 FORCED_EXIT_AFTER = 0.5
 """After a second signal, how long the cancelled stops get before the process exits regardless."""
+
+THIRD_SIGNAL_EXIT_AFTER = 0.1
+"""After a third signal, how long before the watchdog exits (130): time for a responsive loop to
+log that it is forcing the shutdown."""
 
 LEFT_BEHIND_EXIT_AFTER = 0.5
 """After ``run()`` returned, how long a stop left behind may hold the process before it ends."""
