@@ -50,9 +50,11 @@ from framework.readiness_events import follow_lifecycle
 from framework.report import render_timeline, timeline, write_report
 from framework.service import Service
 from framework.settings import Settings
-from framework.signals import USER_SIGNALS, SignalWatcher, call_soon
+from framework.signals import SignalWatcher
+from framework.systemd import WORKER_ENV, Notifier, notify_lifecycle, watchdog_loop
 from framework.timeouts import service_bounds
 from framework.watchdog import Watchdog
+from framework.wiring import unwire_container
 
 __all__ = ("Application", "RunState", "ShutdownRequest")
 
@@ -143,7 +145,11 @@ class Application:
 
     def _on_event(self, event: Event) -> None:
         if isinstance(event, RollingBack):
-            self._arm(self._outlive_after(), ExitCode.FAILURE, messages.ROLLBACK_OUTLIVED)
+            self._arm(
+                timing.exit_deadline(1, self.settings.lifecycle.shutdown_timeout),
+                ExitCode.FAILURE,
+                messages.ROLLBACK_OUTLIVED,
+            )
 
     # -- start ----------------------------------------------------------------------------------
 
@@ -158,9 +164,16 @@ class Application:
         self._loop = (anyio.lowlevel.current_token(), threading.get_ident())
         self._shutdown, self._stopped = anyio.Event(), anyio.Event()
         self._log = setup_logging(self.settings.logging, secrets_of(self.settings))
+        if os.environ.get(WORKER_ENV):  # a supervisor's worker: every line names this process
+            from framework.workers import log_worker_pid
+
+            log_worker_pid()
         layers = max(self.graph.layer.values(), default=-1) + 1
         name, env = type(self).__name__, self.loaded.env
         runner_log().info(messages.starting(name, len(self.graph), layers, env))
+        runner_log().info(messages.config_files(self.loaded.files))
+        for warning in self.loaded.warnings:
+            runner_log().warning(warning)
         try:
             lifecycle = self.lifecycle = self._make_lifecycle()
         except StartupError:
@@ -288,6 +301,8 @@ class Application:
             # a startup that failed before the engine ran has no ShutdownFinished to follow
             if self.readiness.state is not AppState.STOPPED:
                 self.readiness.set_state(AppState.STOPPED)
+            # after the last stop: never leave modules wired to a stopped container
+            unwire_container(self.container)
             self._report()
             if self._log is not None:
                 log, self._log = self._log, None
@@ -300,10 +315,8 @@ class Application:
         entries = timeline(self.lifecycle) if self.lifecycle is not None else []
         reason = self._requested.reason if self._requested else ""
         code = int(self.exit_code if self.exit_code is not None else ExitCode.FAILURE)
-        for loss in self._log.losses() if self._log is not None else []:
-            runner_log().warning(messages.lines_lost(loss.sink, loss.lines, loss.error))
-            if code == ExitCode.OK:  # lost log lines are a failure, and the last line says so
-                code = self.exit_code = ExitCode.FAILURE
+        if self._log is not None and self._log.report_losses(runner_log()) and code == 0:
+            code = self.exit_code = ExitCode.FAILURE  # lost log lines: a failure, said last
         runner_log().bind(exit_code=code).info(render_timeline(entries) + f"\nexit code {code}")
         if self.report_path is not None:
             try:
@@ -325,12 +338,13 @@ class Application:
     def run(self, *, backend: str | None = None) -> int:
         """Start, wait for a signal or `request_shutdown`, stop; return the exit code.
 
-        SIGTERM, SIGINT, SIGHUP or SIGQUIT shuts down gracefully; a second one forces the shutdown
-        (exit 130).
-        """
+        SIGTERM, SIGINT, SIGHUP or SIGQUIT: a graceful shutdown; a second one forces it (130)."""
         watchdog = self._watchdog = Watchdog(self._last_words, last_line=messages.last_line)
+        notifier = Notifier.from_env()
+        if notifier.enabled:  # systemd, or the framework's supervisor for a worker
+            self.bus.subscribe(notify_lifecycle(notifier))
         try:
-            code = anyio.run(self._main, backend=backend or self.backend)
+            code = anyio.run(self._main, notifier, backend=backend or self.backend)
         finally:
             watchdog.disarm()
             restore_fallback()
@@ -347,45 +361,41 @@ class Application:
         given_up = (Outcome.TIMED_OUT, Outcome.CANCELLED)
         return any(rec.stop_outcome in given_up for rec in self.lifecycle)
 
-    async def _main(self) -> int:
+    async def _main(self, notifier: Notifier) -> int:
         token = anyio.lowlevel.current_token()
-        with SignalWatcher(lambda sig, count: self._on_signal_thread(token, sig, count)):
-            try:
-                await self.start()
-            except StartupError:
-                pass
-            else:
-                await self.wait_for_shutdown()
-                self._arm(self._outlive_after(), ExitCode.FAILURE, messages.SHUTDOWN_OUTLIVED)
-                await self.stop()
+        with SignalWatcher(self._on_signal_thread, on_loop=(token, self._on_signal)):
+            async with anyio.create_task_group() as tasks:
+                tasks.start_soon(watchdog_loop, notifier)  # returns at once without a watchdog
+                try:
+                    await self.start()
+                except StartupError:
+                    pass
+                else:
+                    await self.wait_for_shutdown()
+                    self._arm(
+                        timing.exit_deadline(1, self.settings.lifecycle.shutdown_timeout),
+                        ExitCode.FAILURE,
+                        messages.SHUTDOWN_OUTLIVED,
+                    )
+                    await self.stop()
+                tasks.cancel_scope.cancel()
         return int(self.exit_code if self.exit_code is not None else ExitCode.FAILURE)
 
-    def _on_signal_thread(self, token: object, sig: signal.Signals, count: int) -> None:
-        """In the signal watcher's thread: arm the watchdog at once (the loop may be blocked), then
-        hand the rest to the loop without waiting for it."""
-        if sig in USER_SIGNALS:
-            call_soon(token, self._on_user_signal, sig)
-            return
-        if count == 1:
-            self._arm(self._outlive_after(), ExitCode.FAILURE, messages.SHUTDOWN_OUTLIVED)
-        else:  # the third: at once, give or take the moment the loop needs to say it forces
-            after = timing.FORCED_EXIT_AFTER if count == 2 else timing.THIRD_SIGNAL_EXIT_AFTER
-            why = f"second {sig.name}" if count == 2 else f"{sig.name} received {count} times"
-            self._arm(after, ExitCode.FORCED, why)
-        call_soon(token, self._on_signal, sig, count)
+    def _on_signal_thread(self, sig: signal.Signals, count: int) -> None:
+        """In the signal watcher's thread, at once (the loop may be blocked): arm the watchdog."""
+        code = ExitCode.FAILURE if count == 1 else ExitCode.FORCED
+        why = messages.SHUTDOWN_OUTLIVED if count == 1 else messages.forced_by(sig.name, count)
+        self._arm(timing.exit_deadline(count, self.settings.lifecycle.shutdown_timeout), code, why)
 
-    def _on_user_signal(self, sig: signal.Signals) -> None:
-        """SIGUSR1: reopen the log file; SIGUSR2: log each service's state. Nothing stops."""
+    def _on_signal(self, sig: signal.Signals, count: int) -> None:
+        """On the loop: shut down, force; SIGUSR1 reopens the log file, SIGUSR2 logs a status."""
         log = runner_log()
         if sig is signal.SIGUSR1:
             log.info(messages.log_reopened(self._log.reopen() if self._log is not None else []))
-            return
-        for name, rec in self.lifecycle.records.items() if self.lifecycle is not None else ():
-            log.info(messages.status_line(name, rec.service))
-
-    def _on_signal(self, sig: signal.Signals, count: int) -> None:
-        log = runner_log()
-        if count == 1:
+        elif sig is signal.SIGUSR2:
+            for name, rec in self.lifecycle.records.items() if self.lifecycle is not None else ():
+                log.info(messages.status_line(name, rec.service))
+        elif count == 1:
             log.info(messages.signal_received(sig.name))
             self._request(ExitCode.OK, sig.name)
             if self.state is RunState.STARTING:
@@ -397,15 +407,9 @@ class Application:
     # -- the last resort ------------------------------------------------------------------------
 
     def _arm(self, seconds: float, code: int, why: str) -> None:
-        """Inside ``run()``: exit after ``seconds`` even if the event loop is stuck (an armed
-        deadline that is nearer stays)."""
+        """Inside ``run()``: exit after ``seconds`` even if the loop is stuck (or sooner)."""
         if self._watchdog is not None:
             self._watchdog.arm_within(seconds, code, why)
-
-    def _outlive_after(self) -> float:
-        """When the watchdog ends a shutdown: the process is gone by shutdown_timeout + 2 s."""
-        margin = timing.HARD_EXIT_MARGIN - timing.LAST_WORDS_BOUND
-        return self.settings.lifecycle.shutdown_timeout + margin
 
     def _last_words(self, code: int, why: str) -> None:
         runner_log().error(messages.exiting_now(why))

@@ -31,7 +31,7 @@ from framework.secrets import mask_text
 from framework.settings import LoggingSettings
 
 if TYPE_CHECKING:
-    from loguru import Record
+    from loguru import Logger, Record
 
 __all__ = ("GuardedSink", "LogSink", "Loss", "restore_fallback", "setup_logging", "silence")
 
@@ -186,6 +186,15 @@ class LogSink:
     def losses(self) -> list[Loss]:
         """The sinks that failed: how many lines each lost, and why."""
         return [Loss(s.name, s.lost, s.error) for s in self.sinks if s.error is not None]
+
+    def report_losses(self, log: Logger) -> bool:
+        """Log one warning per sink that lost lines (before the final line); True if any did."""
+        from framework.messages import lines_lost
+
+        losses = self.losses()
+        for loss in losses:
+            log.warning(lines_lost(loss.sink, loss.lines, loss.error))
+        return bool(losses)
 
     def reopen(self) -> list[str]:
         """Reopen every file sink (logrotate renamed the file); returns their names."""

@@ -8,6 +8,8 @@ own lines (logger ``framework.application``), whichever module writes them. The 
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from framework.events import (
@@ -38,10 +40,12 @@ __all__ = (
     "RUNNER_LOGGER",
     "SHUTDOWN_OUTLIVED",
     "STATUS_FACTS",
+    "config_files",
     "crashed",
     "error_text",
     "exiting_now",
     "failure",
+    "forced_by",
     "last_line",
     "lines_lost",
     "log_event",
@@ -101,6 +105,12 @@ def starting(app: str, services: int, layers: int, env: str | None) -> str:
     )
 
 
+def config_files(files: Sequence[Path]) -> str:
+    if not files:
+        return "configuration: no file read (field defaults, .env, environment and overrides)"
+    return "configuration read from " + ", ".join(str(f) for f in files)
+
+
 def not_created(name: str, error: BaseException) -> str:
     return f"service {name!r} could not be created: {error_text(error)}"
 
@@ -139,6 +149,11 @@ def exiting_now(why: str) -> str:
 
 def report_not_written(path: object, error: OSError) -> str:
     return f"cannot write the report to {path}: {error}"
+
+
+def forced_by(sig: str, count: int) -> str:
+    """Why the watchdog forces the exit after the second (or a later) signal."""
+    return f"second {sig}" if count == 2 else f"{sig} received {count} times"
 
 
 def last_line(code: int, why: str) -> str:

@@ -4,9 +4,10 @@ A blocked event loop (a stop stuck in ``time.sleep``, a log write stalled on a f
 runs its own signal handlers, so `SignalWatcher` does not use them. It installs Python-level
 handlers that do nothing and points ``signal.set_wakeup_fd`` at a pipe of its own: the C-level
 handler writes each signal's number to that pipe at once, whatever the main thread is doing, and
-a daemon thread reading the pipe calls ``handle(signal, count)`` (count: how many shutdown
-signals so far, 1, 2, ...; SIGUSR1 and SIGUSR2 do not count). The handler runs in that thread:
-it must not wait on the event loop (`call_soon` hands work to the loop without waiting).
+a daemon thread reading the pipe calls ``handle(signal, count)`` for each shutdown signal (count:
+how many so far, 1, 2, ...), in that thread, so it must never wait on the event loop; then every
+signal (SIGUSR1 and SIGUSR2 too, which do not count) is handed to the loop's ``on_loop`` handler
+through `call_soon`, which never waits either.
 
 trio sets its own wakeup fd in ``trio.run``: the watcher is installed inside the running loop, so
 it replaces that fd and passes every byte on to it; the previous fd and handlers are put back on
@@ -54,16 +55,22 @@ def call_soon(token: Any, func: Callable[..., object], *args: object) -> bool:
 
 
 class SignalWatcher:
-    """Handlers for ``signals`` (and `USER_SIGNALS`), acted on from a daemon thread."""
+    """Handlers for ``signals`` (and `USER_SIGNALS`), acted on from a daemon thread.
+
+    ``handle`` runs in that thread for each shutdown signal; ``on_loop`` (an anyio loop token and
+    a handler) then gets every signal, user signals too, on the loop, never waited for.
+    """
 
     def __init__(
         self,
         handle: SignalHandler,
         *,
+        on_loop: tuple[Any, SignalHandler] | None = None,
         signals: tuple[signal.Signals, ...] = SIGNALS,
         user_signals: tuple[signal.Signals, ...] = USER_SIGNALS,
     ) -> None:
         self._handle = handle
+        self._on_loop = on_loop
         self._signals = signals
         self._all = tuple(signals) + tuple(user_signals)
         self.count = 0
@@ -82,7 +89,10 @@ class SignalWatcher:
             return
         if sig in self._signals:
             self.count += 1
-        self._handle(sig, self.count)
+            self._handle(sig, self.count)
+        if self._on_loop is not None:
+            token, on_loop = self._on_loop
+            call_soon(token, on_loop, sig, self.count)
 
     def install(self) -> bool:
         """Take over the signals; False (and nothing done) outside the main thread."""

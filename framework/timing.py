@@ -18,6 +18,7 @@ __all__ = (
     "LEFT_BEHIND_EXIT_AFTER",
     "STOP_GRACE",
     "THIRD_SIGNAL_EXIT_AFTER",
+    "exit_deadline",
 )
 
 FORCED_EXIT_AFTER = 0.5
@@ -53,3 +54,11 @@ DISPOSE_GRACE = 1.0
 
 ABORT_GRACE = 0.25
 """The HTTP service: after a cancelled stop, how long (shielded) the server task gets to end."""
+
+
+def exit_deadline(count: int, shutdown_timeout: float) -> float:
+    """Seconds from the ``count``-th shutdown signal (or a rollback, 1) to the watchdog's exit:
+    the first leaves the process gone by ``shutdown_timeout + HARD_EXIT_MARGIN``."""
+    if count == 1:
+        return shutdown_timeout + HARD_EXIT_MARGIN - LAST_WORDS_BOUND
+    return FORCED_EXIT_AFTER if count == 2 else THIRD_SIGNAL_EXIT_AFTER

@@ -218,18 +218,13 @@ def test_bad_targets_are_one_line_and_exit_78(tmp_path: Path, target: str, messa
 
 
 def test_watcher_counts_shutdown_signals_in_order() -> None:
-    """Each signal reaches the handler with how many shutdown signals came so far; any of the
-    four counts, SIGUSR1/SIGUSR2 do not; unknown numbers are dropped."""
+    """Each shutdown signal reaches the thread's handler with how many came so far; any of the
+    four counts; SIGUSR1/SIGUSR2 neither count nor reach it; unknown numbers are dropped."""
     seen: list[tuple[signal.Signals, int]] = []
     watcher = SignalWatcher(lambda s, n: seen.append((s, n)))
     for sig in (signal.SIGTERM, signal.SIGUSR2, signal.SIGINT, signal.SIGHUP, signal.SIGALRM):
         watcher.deliver(int(sig))
-    assert seen == [
-        (signal.SIGTERM, 1),
-        (signal.SIGUSR2, 1),
-        (signal.SIGINT, 2),
-        (signal.SIGHUP, 3),
-    ]
+    assert seen == [(signal.SIGTERM, 1), (signal.SIGINT, 2), (signal.SIGHUP, 3)]
     assert set(SIGNALS) == {signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT}
     assert set(USER_SIGNALS) == {signal.SIGUSR1, signal.SIGUSR2}
 
@@ -244,11 +239,11 @@ def test_watcher_acts_from_its_thread_while_the_main_thread_is_blocked() -> None
         got.set()
 
     with SignalWatcher(handle):
-        os.kill(os.getpid(), signal.SIGUSR1)
+        os.kill(os.getpid(), signal.SIGTERM)
         began = time.monotonic()
         while not got.is_set() and time.monotonic() - began < 5:
             time.sleep(0.01)  # blocking: the handler runs anyway, in the watcher's thread
-    assert seen == [(signal.SIGUSR1, 0, False)]
+    assert seen == [(signal.SIGTERM, 1, False)]
 
 
 def test_watcher_puts_the_previous_handlers_and_wakeup_fd_back() -> None:
@@ -275,3 +270,20 @@ def test_watcher_does_nothing_outside_the_main_thread() -> None:
     thread.start()
     thread.join(5)
     assert result == [False]
+
+
+@pytest.mark.anyio
+async def test_watcher_hands_every_signal_to_the_loop_without_waiting() -> None:
+    """``on_loop`` gets each signal on the event loop, user signals included."""
+    import anyio
+    import anyio.lowlevel
+
+    on_loop: list[tuple[signal.Signals, int]] = []
+    token = anyio.lowlevel.current_token()
+    watcher = SignalWatcher(lambda s, n: None, on_loop=(token, lambda s, n: on_loop.append((s, n))))
+    for sig in (signal.SIGUSR1, signal.SIGTERM, signal.SIGUSR2):
+        watcher.deliver(int(sig))
+    with anyio.fail_after(5):
+        while len(on_loop) < 3:
+            await anyio.sleep(0.01)
+    assert on_loop == [(signal.SIGUSR1, 0), (signal.SIGTERM, 1), (signal.SIGUSR2, 1)]
