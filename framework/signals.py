@@ -41,7 +41,10 @@ _WAKE = b"\0"  # written by `close` to end the thread; no signal has the number 
 
 
 def _ignore(signum: int, frame: FrameType | None) -> None:
-    """The Python-level handler: the watcher thread acts, the main thread has nothing to do."""
+    """The Python-level handler: the watcher thread acts, the main thread has nothing to do.
+
+    (A handler of SIGUSR1 or SIGUSR2 installed before is kept: it runs as well, in the main
+    thread; any Python-level handler makes the C-level one write to the wakeup fd.)"""
 
 
 def call_soon(token: Any, func: Callable[..., object], *args: object) -> bool:
@@ -103,6 +106,8 @@ class SignalWatcher:
         self._pipe = (read, write)
         for sig in self._all:
             self._previous[sig] = signal.signal(sig, _ignore)
+            if sig not in self._signals and callable(self._previous[sig]):
+                signal.signal(sig, self._previous[sig])  # a user signal's own handler still runs
         self._previous_fd = signal.set_wakeup_fd(write, warn_on_full_buffer=False)
         thread = threading.Thread(target=self._read, name="framework-signals", daemon=True)
         self._thread = thread

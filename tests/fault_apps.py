@@ -10,11 +10,13 @@ from __future__ import annotations
 import time
 from typing import Any
 
+import anyio
 from dependency_injector import containers, providers
 from pydantic import Field
 
-from framework import Settings
-from tests.sample_apps import App, Behaviour, Probe
+from framework import Service, Settings
+from framework.services import DatabaseService
+from tests.sample_apps import App, Behaviour, Probe, record
 
 
 class FaultBehaviour(Behaviour):
@@ -64,3 +66,45 @@ class FaultApp(App):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
+
+
+class Load(Service):
+    """Keeps ``connections`` database connections busy with short queries while it runs."""
+
+    def __init__(self, db: DatabaseService, behaviour: FaultBehaviour, connections: int = 4):
+        self.db, self.b, self.connections = db, behaviour, connections
+
+    async def run(self) -> None:
+        async with anyio.create_task_group() as tasks:
+            for _ in range(self.connections):
+                tasks.start_soon(self._query)
+            record(self.b.journal, "load running")
+
+    async def _query(self) -> None:
+        from sqlalchemy import text
+
+        engine: Any = self.db.engine
+        while True:
+            async with engine.connect() as connection:
+                await connection.execute(text("SELECT pg_sleep(0.3)"))  # mostly in a query
+
+
+class Database(DatabaseService):
+    """The built-in database service, depending on other services (so it is not the last stop)."""
+
+    def __init__(self, settings: Any, **deps: object) -> None:
+        super().__init__(settings)
+
+
+class LoadContainer(containers.DeclarativeContainer):
+    settings = providers.Dependency(instance_of=FaultSettings)
+    behaviour = settings.provided.behaviour
+    a = providers.Singleton(Blocking, "a", behaviour)
+    db = providers.Singleton(Database, settings=settings.provided.database, a=a)
+    load = providers.Singleton(Load, db=db, behaviour=behaviour)
+
+
+class LoadApp(FaultApp):
+    """a <- db <- load: a database under load, and a service the database's stop comes before."""
+
+    container_class = LoadContainer  # type: ignore[assignment]

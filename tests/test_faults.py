@@ -8,14 +8,17 @@ The apps are `tests.fault_apps` (a <- b, each able to block the loop) and `tests
 
 from __future__ import annotations
 
+import os
 import signal
 import subprocess
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from tests._process import free_port, spawn, wait_for, with_sets
+from tests.postgres import PostgresServer, find_bindir
 
 pytestmark = pytest.mark.slow
 
@@ -263,3 +266,71 @@ def test_sigusr2_reports_requests_in_flight_and_connections_checked_out(tmp_path
     assert "status: service 'http' started, in flight 0" in text
     assert "status: service 'db' started, checked out 0" in text
     assert_ends_with_exit(text, 0)
+
+
+# -- 4. a frozen database server -----------------------------------------------------------------
+
+
+def _server_processes(server: PostgresServer) -> list[int]:
+    """The postmaster and its children (the backends), read from /proc."""
+    main = int((server.data / "postmaster.pid").read_text().split()[0])
+    found = [main]
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                stat = (entry / "stat").read_text()
+            except OSError:
+                continue
+            if int(stat.rsplit(")", 1)[1].split()[1]) == main:
+                found.append(int(entry.name))
+    return found
+
+
+@pytest.fixture(scope="module")
+def postgres() -> Iterator[PostgresServer]:
+    """A PostgreSQL server of our own for this module (skipped when not installed)."""
+    bindir = find_bindir()
+    if bindir is None:
+        pytest.skip("PostgreSQL server binaries (initdb, pg_ctl) are not installed")
+    server = PostgresServer.start(bindir)
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+def test_a_frozen_database_server_under_load_does_not_starve_the_stops_after_it(
+    tmp_path: Path, postgres: PostgresServer
+) -> None:
+    """PostgreSQL frozen (SIGSTOP) while 4 connections run queries: the database's stop keeps
+    within its own bound (stuck connections are dropped without waiting on the server), and the
+    service stopped after it still gets its time; the exit code says whether a stop timed out."""
+    sets = (
+        f"database.url='{postgres.url}'",
+        "lifecycle.shutdown_timeout=8",
+        "services.load.stop_timeout=1",
+        "services.db.stop_timeout=2",
+        "behaviour.stop_delay.a=0.5",
+    )
+    proc = launch(tmp_path, *sets, target="tests.fault_apps:LoadApp")
+    frozen: list[int] = []
+    try:
+        journal(tmp_path, "load running", timeout=30)
+        time.sleep(0.5)
+        frozen = _server_processes(postgres)
+        for pid in frozen:
+            os.kill(pid, signal.SIGSTOP)
+        proc.send_signal(signal.SIGTERM)
+        code, err, waited = ended(proc, 20)
+    finally:
+        for pid in frozen:
+            os.kill(pid, signal.SIGCONT)
+    text = log_of(tmp_path)
+    # whether the cancelled queries get stuck on the frozen server is a race: both ends are fine,
+    # as long as every stop keeps within its bound and the exit code says whether one timed out
+    assert code == (1 if "did not stop within" in text else 0), err
+    assert waited < 1 + 2 + 0.5 + 2, waited  # load's bound, the database's, a's stop, exit
+    db_row = next(line for line in text.splitlines() if line.strip().startswith("db "))
+    assert float(db_row.split()[-2]) < 2 + 0.3, db_row  # its own bound, not the budget
+    assert "service 'a' stopped in" in text  # not starved: it got its time after the database
+    assert_ends_with_exit(text, code)

@@ -286,6 +286,12 @@ OUTSIDE_FAULTS = (
         "1",
         "one line naming the sink, the lost lines counted; the printed exit code is the real one",
     ),
+    (
+        "PostgreSQL frozen (SIGSTOP) under load, SIGTERM",
+        "0/1",
+        "the database stop keeps within its own bound (stuck connections dropped without a round"
+        " trip); the stop after it gets its time",
+    ),
     ("SIGUSR1 after logrotate renamed the file", "0", "a new file, nothing lost, nothing stops"),
     (
         "SIGUSR2",
