@@ -232,6 +232,15 @@ class LogSink:
             root.setLevel(level)
             if fallback:
                 restore_fallback()
+            elif not root.handlers:  # nor the standard library's last resort (a pool's warning)
+                root.addHandler(_QUIET)
+
+
+class _Quiet(logging.NullHandler):
+    """Between the final line and the end of ``run()``: stdlib records go nowhere."""
+
+
+_QUIET = _Quiet()
 
 
 def restore_fallback() -> None:
@@ -239,6 +248,7 @@ def restore_fallback() -> None:
     from loguru import logger
 
     global _fallback_id
+    logging.getLogger().removeHandler(_QUIET)
     if not logger._core.handlers:  # type: ignore[attr-defined]
         _fallback_id = logger.add(sys.stderr, level="WARNING")
 

@@ -334,3 +334,26 @@ def test_a_frozen_database_server_under_load_does_not_starve_the_stops_after_it(
     assert float(db_row.split()[-2]) < 2 + 0.3, db_row  # its own bound, not the budget
     assert "service 'a' stopped in" in text  # not starved: it got its time after the database
     assert_ends_with_exit(text, code)
+
+
+def test_nothing_follows_the_final_line_after_a_forced_exit_of_the_built_in_services(
+    tmp_path: Path,
+) -> None:
+    """HTTP + SQLite + a worker whose stop hangs, then a second SIGTERM: exit 130 and the last
+    thing on stderr is `exit code 130` (no warning or traceback from the teardown after it)."""
+    sets = (
+        f"http.port={free_port()}",
+        f"database.url='sqlite+aiosqlite:///{tmp_path}/db.sqlite'",
+        "behaviour.stop_delay.worker=60",
+        "services.worker.stop_timeout=60",
+    )
+    proc = launch(tmp_path, *sets, target="tests.sample_apps:WebApp")
+    journal(tmp_path, "app ready", timeout=30)
+    proc.send_signal(signal.SIGTERM)
+    journal(tmp_path, "worker stop")
+    proc.send_signal(signal.SIGTERM)
+    code, err, waited = ended(proc, 15)
+    assert code == 130, err
+    assert waited < 1.5, waited
+    assert_ends_with_exit(err, 130)
+    assert_ends_with_exit(log_of(tmp_path), 130)
