@@ -117,12 +117,12 @@ def run(
     """
     app = guard(lambda: build(cls, config_dir, env, sets, report=report))
     if not (workers or app.settings.process.workers):  # the common case imports nothing more
-        sys.exit(app.run(backend=backend))
+        _exit(app.run(backend=backend))
     from framework.supervisor import supervise, workers_wanted
 
     count = workers_wanted(app, workers)
     if count == 0:  # this process is a worker already
-        sys.exit(app.run(backend=backend))
+        _exit(app.run(backend=backend))
     from framework.workers import worker_command
 
     options = [*(["--config-dir", str(config_dir)] if config_dir is not None else [])]
@@ -131,6 +131,14 @@ def run(
     options += [*(["--backend", backend] if backend is not None else [])]
     target = target or f"{cls.__module__}:{cls.__qualname__}"
     sys.exit(supervise(app, worker_command(target, options), workers=count))
+
+
+def _exit(code: int) -> NoReturn:
+    """The run is over: its final log line (``exit code N``) stays the last output."""
+    from framework.logs import silence
+
+    silence()
+    sys.exit(code)
 
 
 def run_application(cls: type[Application], argv: Sequence[str] | None = None) -> int:
