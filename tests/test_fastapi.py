@@ -1,4 +1,4 @@
-"""The FastAPI + dependency-injector example (examples/fastapi_sqlalchemy), as users run it.
+"""The FastAPI + dependency-injector example (examples/fastapi), as users run it.
 
 Pinned: wiring alone orders db before http (`check`); the example's own tests pass (FastAPI's
 TestClient style and the framework's fixtures); its lifespan works with a database that takes
