@@ -47,7 +47,10 @@ def wait_ready(url: str, proc: subprocess.Popen[bytes], timeout: float = 20.0) -
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if proc.poll() is not None:
-            raise RuntimeError(f"the service exited with {proc.returncode} before it was ready")
+            err = proc.stderr.read().decode(errors="replace") if proc.stderr else ""
+            raise RuntimeError(
+                f"the service exited with {proc.returncode} before it was ready:\n{err}"
+            )
         try:
             with urllib.request.urlopen(url + "/readyz", timeout=1) as response:
                 if response.status == 200:
@@ -113,7 +116,9 @@ def main(argv: list[str] | None = None) -> int:
     bad = sum(r.non_2xx for r in runs)
     failed_exits = sum(1 for r in runs if r.exit_code != 0)
     total = sum(r.requests for r in runs)
-    print(f"total: {len(runs)} runs, {total} requests, {bad} non-2xx, {failed_exits} non-zero exits")
+    print(
+        f"total: {len(runs)} runs, {total} requests, {bad} non-2xx, {failed_exits} non-zero exits"
+    )
     return 1 if bad or failed_exits else 0
 
 
