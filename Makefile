@@ -16,8 +16,10 @@ $(STAMP): pyproject.toml | $(BIN)/python
 
 install: $(STAMP)
 
+# `exec`: the shell hands its place to `framework`, so a Ctrl+C that the service handles (exit 0)
+# ends `make run` cleanly instead of killing the shell (`make: *** Interrupt`).
 run: $(STAMP)
-	cd examples && ../$(BIN)/framework run orders.app:App
+	cd examples && exec $(abspath $(BIN))/framework run orders.app:App
 
 lint: $(STAMP)
 	$(BIN)/ruff check framework tests bench
