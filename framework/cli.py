@@ -142,7 +142,7 @@ def check(
         click.echo(f"warning: {warning}", err=True)
     if not warnings:
         for line in budget_lines(app.settings.lifecycle, app.graph, stop_bounds, grace_period):
-            click.echo(f"budget: {line}")
+            click.echo(f"budget: {line}", err=True)
     if warnings and strict:
         sys.exit(ExitCode.CONFIG)
 

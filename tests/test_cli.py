@@ -103,12 +103,13 @@ def test_port_in_use_is_one_clear_line_naming_the_setting_and_variable(tmp_path:
 
 
 def test_check_prints_the_budget_when_it_fits() -> None:
-    """`check` with a budget that fits: one `budget:` line with delay, longest chain and timeout,
-    and one for the grace period when given."""
+    """`check` with a budget that fits: on stderr (stdout stays the start order), one `budget:`
+    line with delay, longest chain and timeout, and one for the grace period when given."""
     sets = ["--set", "lifecycle.shutdown_delay=5", "--set", "lifecycle.shutdown_timeout=30"]
     result = run_cli(EXAMPLE, "check", TODO, *sets, "--grace-period", "60")
     assert result.returncode == 0, result.stderr
-    budget = [line for line in result.stdout.splitlines() if line.startswith("budget: ")]
+    assert result.stdout.splitlines() == ["0: db", "1: http"]  # stdout: the start order only
+    budget = [line for line in result.stderr.splitlines() if line.startswith("budget: ")]
     assert budget == [
         "budget: shutdown_delay 5 s + longest stop chain 20 s = 25 s "
         "<= lifecycle.shutdown_timeout 30 s",
@@ -121,7 +122,7 @@ def test_check_prints_no_budget_line_when_it_does_not_fit() -> None:
     """A budget that does not fit: the warning on stderr, no `budget:` line claiming it fits."""
     result = run_cli(EXAMPLE, "check", TODO, "--set", "lifecycle.shutdown_timeout=5")
     assert result.returncode == 0, result.stderr
-    assert "budget:" not in result.stdout
+    assert "budget:" not in result.stdout + result.stderr
     assert "the shutdown budget may not hold" in result.stderr
 
 
