@@ -17,6 +17,7 @@ import click
 from framework.config import parse_override
 from framework.errors import ConfigError, GraphError, TargetError
 from framework.exitcode import ExitCode
+from framework.secrets import mask, remember, secrets_of
 
 if TYPE_CHECKING:
     from framework.application import Application
@@ -81,17 +82,17 @@ def run_options(func: F) -> F:
 
 
 def fail(error: Exception) -> NoReturn:
-    """One clear line on stderr and exit 78 (a user mistake, never a traceback).
+    """One clear line on stderr and exit 78 (a user mistake, never a traceback); secrets masked.
 
     With ``framework --traceback``, the traceback of the error's cause (the user's code that
-    raised) is printed first.
+    raised) is printed first, masked too.
     """
     ctx = click.get_current_context(silent=True)
     if ctx is not None and ctx.find_root().params.get("show_traceback") and error.__cause__:
         cause = error.__cause__
         lines = traceback.format_exception(type(cause), cause, cause.__traceback__)
-        click.echo("".join(lines).rstrip("\n"), err=True)
-    click.echo(f"error: {error}", err=True)
+        click.echo(mask("".join(lines).rstrip("\n")), err=True)
+    click.echo(f"error: {mask(str(error))}", err=True)
     sys.exit(ExitCode.CONFIG)
 
 
@@ -121,9 +122,12 @@ def build(
     sets: Sequence[str],
     **kwargs: Any,
 ) -> Application:
-    """``cls(...)`` from the app options (``--set`` values parsed)."""
+    """``cls(...)`` from the app options (``--set`` values parsed); its secrets are remembered, so
+    whatever the command prints next is masked."""
     overrides = dict(parse_override(s) for s in sets)
-    return cls(config_dir=config_dir, env=env, overrides=overrides, **kwargs)
+    app = cls(config_dir=config_dir, env=env, overrides=overrides, **kwargs)
+    remember(secrets_of(app.settings))
+    return app
 
 
 def run(

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
+from framework.health import health_metrics
 from framework.readiness import AppState
 
 if TYPE_CHECKING:
@@ -82,6 +83,7 @@ class _LifecycleCollector:
                 stop.add_metric([name], view.stop_seconds)
         yield start
         yield stop
+        yield from health_metrics(context.readiness.unhealthy, context.services())
 
     @staticmethod
     def _families() -> tuple[Any, Any, Any]:
