@@ -149,10 +149,16 @@ def test_graph_does_not_mark_direct_edges() -> None:
 
 @pytest.mark.slow
 @pytest.mark.skipif(shutil.which("make") is None, reason="make is not installed")
-def test_make_run_ends_cleanly_after_ctrl_c() -> None:
+def test_make_run_ends_cleanly_after_ctrl_c(tmp_path: Path) -> None:
     """`make run` of the checkout, Ctrl+C (SIGINT to the whole foreground group): the service
     stops in order (exit code 0) and make prints no `*** Interrupt` line."""
-    env = framework_env({"APP_HTTP__PORT": str(free_port()), "APP_LIFECYCLE__SHUTDOWN_DELAY": "0"})
+    env = framework_env(
+        {
+            "APP_HTTP__PORT": str(free_port()),
+            "APP_LIFECYCLE__SHUTDOWN_DELAY": "0",
+            "APP_DATABASE__URL": f"sqlite+aiosqlite:///{tmp_path}/orders.db",
+        }
+    )
     venv = Path(sys.executable).parent.parent
     proc = subprocess.Popen(
         ["make", "--no-print-directory", "run", f"VENV={venv}", "STAMP=pyproject.toml"],
