@@ -263,6 +263,8 @@ def log_event(event: Event) -> None:
                 f"service {name!r} is unhealthy: {why}; /readyz answers 503"
             )
         case RollingBack(reason=r, services=names):
+            # a failed start's cause is on its own line just before: name the service only
+            r = r.split(": ", 1)[0] if r.startswith("service ") and "failed to start: " in r else r
             log.warning(f"startup aborted ({r}); stopping {len(names)} service(s) that began")
         case StartupFinished(duration=d, ok=True):
             log.bind(duration=round(d, 6)).info(f"startup complete in {d:.3f} s")
@@ -290,7 +292,7 @@ def _log_failure(log: Logger, event: ServiceStartFailed | ServiceStopFailed) -> 
         log.warning(f"service {name!r}: {phase.value} cancelled after {d:.3f} s{forced}")
         return
     text = failure(name, phase, event.outcome, bound, error) + after
-    if event.outcome is Outcome.TIMED_OUT:
-        log.error(text)
+    if event.outcome is Outcome.TIMED_OUT or getattr(error, "explained", False):
+        log.error(text)  # the text says it all (a timeout, an error that explains itself)
     else:
         log.opt(exception=error).error(text)
