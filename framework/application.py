@@ -34,6 +34,7 @@ from dependency_injector import containers
 
 from framework import messages
 from framework._detached import DetachedTasks
+from framework._heap import freeze_heap, thaw_heap
 from framework.config import LoadedSettings, load_settings, secrets_of, unknown_services
 from framework.container import build_container, create_services
 from framework.context import ServiceContext, ServiceView
@@ -165,6 +166,7 @@ class Application:
         runner_log().info(messages.starting(name, len(self.graph), layers, env))
         try:
             lifecycle = self.lifecycle = self._make_lifecycle()
+            freeze_heap()  # the container and services live as long as the app: no GC pass over them
         except StartupError:
             await self._finish(ExitCode.FAILURE)
             raise
@@ -294,6 +296,8 @@ class Application:
             if self._log is not None:
                 log, self._log = self._log, None
                 await log.flush()
+            if self.lifecycle is not None:
+                thaw_heap()  # frozen once the services were created
             self.state = RunState.STOPPED
             if self._stopped is not None:
                 self._stopped.set()

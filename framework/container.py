@@ -3,6 +3,8 @@
 `build_container` instantiates the `DeclarativeContainer` class and hands it the loaded settings
 (a provider named ``settings`` is overridden with them); `create_services` calls each service's
 provider in start order and checks it got a `Service`.
+
+The collector is paused while they run (`framework._heap`).
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from dependency_injector import containers, providers
 from dependency_injector.errors import NonCopyableArgumentError
 
 from framework import messages
+from framework._heap import gc_paused
 from framework.errors import FrameworkError, StartupError
 from framework.graph import DependencyGraph
 from framework.service import Service
@@ -27,7 +30,8 @@ def build_container(
 ) -> containers.DeclarativeContainer:
     """An instance of ``container_class`` whose ``settings`` provider (if any) gives ``settings``."""
     try:
-        container = container_class()
+        with gc_paused():  # the class's providers are deep-copied: a few objects per provider
+            container = container_class()
     except NonCopyableArgumentError as exc:
         raise FrameworkError(
             f"{container_class.__name__}: {exc}; wrap the object in providers.Object(...) "
@@ -43,16 +47,17 @@ def create_services(
 ) -> dict[str, Service]:
     """Call each service's provider, in start order; `StartupError` (logged) on the first failure."""
     services: dict[str, Service] = {}
-    for name in graph.order:
-        try:
-            service = service_providers[name]()
-        except Exception as exc:
-            message = messages.not_created(name, exc)
-            messages.runner_log().opt(exception=exc).error(message)
-            raise StartupError([], message) from exc
-        if not isinstance(service, Service):
-            message = messages.not_a_service(name, service)
-            messages.runner_log().error(message)
-            raise StartupError([], message)
-        services[name] = service
+    with gc_paused():
+        for name in graph.order:
+            try:
+                service = service_providers[name]()
+            except Exception as exc:
+                message = messages.not_created(name, exc)
+                messages.runner_log().opt(exception=exc).error(message)
+                raise StartupError([], message) from exc
+            if not isinstance(service, Service):
+                message = messages.not_a_service(name, service)
+                messages.runner_log().error(message)
+                raise StartupError([], message)
+            services[name] = service
     return services

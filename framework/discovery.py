@@ -12,6 +12,7 @@ from typing import Any
 
 from dependency_injector import containers, providers
 
+from framework._heap import gc_paused
 from framework.graph import DependencyGraph
 from framework.service import Service
 
@@ -32,6 +33,12 @@ def service_providers(container: containers.Container | type[Any]) -> dict[str, 
 
 def discover_graph(services: Mapping[str, Any]) -> DependencyGraph:
     """The dependency graph between ``services`` (name -> provider); raises on a cycle."""
+    with gc_paused():  # sets and dicts per service, none of them garbage: no collector passes
+        return DependencyGraph.from_edges(_edges(services))
+
+
+def _edges(services: Mapping[str, Any]) -> dict[str, set[str]]:
+    """Each service's direct service dependencies, found through any chain of providers."""
     by_id = {id(p): name for name, p in services.items()}
     deps: dict[str, set[str]] = {}
     for name, provider in services.items():
@@ -50,4 +57,4 @@ def discover_graph(services: Mapping[str, Any]) -> DependencyGraph:
             else:
                 stack.extend(p.related)
         deps[name] = found
-    return DependencyGraph.from_edges(deps)
+    return deps
