@@ -22,7 +22,6 @@ from framework.budget import check_budget
 from framework.errors import ConfigError, TargetError
 from framework.exitcode import ExitCode
 from framework.launch import app_options, build, guard, run_application, run_options
-from framework.template import NewCommand
 from framework.timeouts import stop_seconds
 
 __all__ = ("cli", "load_target", "main", "run_application")
@@ -186,7 +185,18 @@ def graph(
             click.echo(f"{name} (layer {g.layer[name]}) <- depends on: {deps}")
 
 
-@cli.command(cls=NewCommand)
+class _NewCommand(click.Command):
+    """``framework new``: its ``--help`` ends with the template variables and their defaults."""
+
+    def format_epilog(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        super().format_epilog(ctx, formatter)
+        # imported here, not at the top: the template module is for `new` only (import time)
+        from framework.template import variables_help
+
+        formatter.write("\n" + variables_help() + "\n")
+
+
+@cli.command(cls=_NewCommand)
 @click.argument("name")
 @click.option("--output-dir", type=click.Path(file_okay=False, path_type=Path), default=Path("."))
 @click.option("--no-input", is_flag=True, help="Use defaults; ask nothing.")
