@@ -52,6 +52,7 @@ from framework.report import render_timeline, timeline, write_report
 from framework.service import Service
 from framework.settings import Settings
 from framework.signals import watch_signals
+from framework.systemd import WORKER_ENV, Notifier, notify_lifecycle, watchdog_loop
 from framework.timeouts import service_bounds
 from framework.timing import FORCED_EXIT_AFTER, HARD_EXIT_MARGIN, LEFT_BEHIND_EXIT_AFTER
 from framework.watchdog import Watchdog
@@ -161,6 +162,10 @@ class Application:
         self._loop = (anyio.lowlevel.current_token(), threading.get_ident())
         self._shutdown, self._stopped = anyio.Event(), anyio.Event()
         self._log = setup_logging(self.settings.logging, secrets_of(self.settings))
+        if os.environ.get(WORKER_ENV):  # a supervisor's worker: every line names this process
+            from framework.workers import log_worker_pid
+
+            log_worker_pid()
         layers = max(self.graph.layer.values(), default=-1) + 1
         name, env = type(self).__name__, self.loaded.env
         runner_log().info(messages.starting(name, len(self.graph), layers, env))
@@ -331,8 +336,11 @@ class Application:
         (exit 130).
         """
         watchdog = self._watchdog = Watchdog(self._last_words)
+        notifier = Notifier.from_env()
+        if notifier.enabled:  # systemd, or the framework's supervisor for a worker
+            self.bus.subscribe(notify_lifecycle(notifier))
         try:
-            code = anyio.run(self._main, backend=backend or self.backend)
+            code = anyio.run(self._main, notifier, backend=backend or self.backend)
         finally:
             watchdog.disarm()
         if self._left_behind():
@@ -348,9 +356,10 @@ class Application:
         given_up = (Outcome.TIMED_OUT, Outcome.CANCELLED)
         return any(rec.stop_outcome in given_up for rec in self.lifecycle)
 
-    async def _main(self) -> int:
+    async def _main(self, notifier: Notifier) -> int:
         async with anyio.create_task_group() as signals:
             await signals.start(watch_signals, self._on_signal)
+            signals.start_soon(watchdog_loop, notifier)  # returns at once without a watchdog
             try:
                 await self.start()
             except StartupError:

@@ -78,7 +78,7 @@ def cli() -> None:
 @run_options
 def run(target: str, **options: Any) -> None:
     """Run the application TARGET (module:App) until SIGTERM, SIGINT, SIGHUP or SIGQUIT."""
-    launch.run(guard(lambda: load_target(target)), **options)
+    launch.run(guard(lambda: load_target(target)), target=target, **options)
 
 
 @cli.command()

@@ -9,40 +9,28 @@ Sources, later wins:
 5. environment variables (``APP_`` prefix, ``__`` nesting)
 6. overrides (``App(overrides=...)``, ``--set key=value``)
 
-Each layer is read by pydantic-settings' own sources; the merged values are validated once, and every
-problem is reported at once with its dotted key and source.
+``.env`` and the environment are read by pydantic-settings' own sources, the files by
+`framework._config_files` (bounded in size, nesting and alias expansion); the merged values are
+validated once, and every problem is reported at once with its dotted key and source.
 """
 
 from __future__ import annotations
 
-import difflib
 import os
 import tomllib
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Generic, TypeVar
 
-import yaml
-from pydantic import BaseModel, SecretBytes, SecretStr, ValidationError
-from pydantic_settings import (
-    DotEnvSettingsSource,
-    EnvSettingsSource,
-    SettingsError,
-    TomlConfigSettingsSource,
-    YamlConfigSettingsSource,
-)
+from pydantic import ValidationError
+from pydantic_settings import DotEnvSettingsSource, EnvSettingsSource, SettingsError
+from pydantic_settings.sources import InitSettingsSource
 
+from framework import _config_files as files_
+from framework._config_errors import cause, class_name, describe, did_you_mean, raw_secrets
 from framework.errors import ConfigError
-from framework.secrets import (
-    Path_,
-    flatten,
-    is_secret_key,
-    mask_text,
-    redact,
-    secrets_in,
-    secrets_of,
-)
+from framework.secrets import Path_, flatten, mask_text, redact, secrets_of
 from framework.settings import Settings
 
 __all__ = (
@@ -79,12 +67,17 @@ DEFAULT = Source("default")
 
 @dataclass
 class LoadedSettings(Generic[S]):
-    """Validated settings and the source of every value that did not come from a default."""
+    """Validated settings and the source of every value that did not come from a default.
+
+    ``files`` are the configuration files read, in order; ``warnings`` what is worth telling
+    but does not stop a run (an environment without a file of its own, a variable ignored).
+    """
 
     settings: S
     sources: dict[Path_, Source] = field(default_factory=dict)
     env: str | None = None
-    files: tuple[Path, ...] = ()
+    files: list[Path] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
 
     def source_of(self, key: str | Path_) -> Source:
         path = tuple(key.split(".")) if isinstance(key, str) else key
@@ -104,95 +97,274 @@ def load_settings(
     overrides: Mapping[str, Any] | None = None,
     dotenv: str | os.PathLike[str] | None = ".env",
     services: Iterable[str] | None = None,
+    require_env_file: bool = False,
 ) -> LoadedSettings[S]:
     """Load and validate ``settings_class`` from every layer; raise `ConfigError` with all problems.
 
     ``services`` are the names ``services.<name>`` sections may use (all names when omitted).
+    An environment without a ``<config_dir>/<env>.toml|.yaml`` is a warning, or a problem with
+    ``require_env_file`` (``framework check``).
     """
-    problems: list[str] = []
-    merged: dict[str, Any] = {}
-    sources: dict[Path_, Source] = {}
-    environ = {key.upper(): key for key in os.environ}  # upper-case name -> real name
-    prefix = str(settings_class.model_config.get("env_prefix") or "")
-    delimiter = str(settings_class.model_config.get("env_nested_delimiter") or "__")
+    layers = _Layers(_Naming.of(settings_class))
+    # .env is read first only to learn APP_ENV from it; it is applied in its place below
+    dotenv_values = _read_dotenv(settings_class, dotenv, layers)
+    env, origin = _resolve_env(env, layers.naming, dotenv_values.pop(layers.naming.env_key, None))
+    directory = _config_directory(config_dir, layers)
+    files = _read_config_files(settings_class, directory, env, layers) if directory else []
+    warnings: list[str] = []
+    if env and directory and not files_.find(directory, env):
+        missing = _missing_env_file(directory, env, origin, files)
+        (layers.problems if require_env_file else warnings).append(missing)
+    layers.add(_known_dotenv(settings_class, dotenv_values, layers), layers.naming.dotenv_source)
+    layers.add(_read_environ(settings_class, layers), layers.naming.env_source)
+    warnings += _ignored_variables(settings_class, layers.naming)
+    _apply_overrides(overrides or {}, layers)
+    settings = _validate(settings_class, layers, services)
+    return LoadedSettings(settings, layers.sources, env, files, warnings)
 
-    def layer(values: Mapping[str, Any], source_for: Any) -> None:
-        for path, value in _leaves(values):
-            _put(merged, path, value)
-            sources[path] = source_for(path) if callable(source_for) else source_for
 
-    # .env first only to learn APP_ENV from it; it is applied in its place below
-    dotenv_values: dict[str, Any] = {}
-    dotenv_path = Path(dotenv) if dotenv is not None else None
-    if dotenv_path is not None and dotenv_path.is_file():
-        try:
-            dotenv_values = DotEnvSettingsSource(
-                settings_class,
-                env_file=dotenv_path,
-                env_prefix=prefix,
-                env_nested_delimiter=delimiter,
-            )()
-        except (SettingsError, ValueError) as exc:
-            problems.append(f"{dotenv_path}: cannot be read: {_cause(exc)}")
-    env_key = f"{prefix}env".lower()
-    dotenv_env = dotenv_values.pop(env_key, None)
-    if env is None:
-        env = _getenv(environ, f"{prefix}ENV") or (str(dotenv_env) if dotenv_env else None)
-    env = env or None
+@dataclass(frozen=True)
+class _Naming:
+    """How environment variables are named for a settings class."""
 
-    directory = Path(config_dir) if config_dir is not None else Path("config")
-    files: list[Path] = []
-    if config_dir is not None and not directory.is_dir():
-        problems.append(f"config directory {str(directory)!r} does not exist (--config-dir)")
-    else:
-        for stem in ["default", *([env] if env else [])]:
-            path = _config_file(directory, stem, problems)
-            if path is None:
-                continue
-            files.append(path)
-            values = _read_file(settings_class, path, problems)
-            layer(values, Source("file", str(path)))
+    prefix: str
+    delimiter: str
+    environ: Mapping[str, str]  # upper-case name -> real name, read once per load
 
-    for key in [k for k in dotenv_values if k not in settings_class.model_fields]:
-        del dotenv_values[key]  # not ours (no prefix), or a misspelt name of ours
-        if key.startswith(prefix.lower()):
-            hint = _did_you_mean(key[len(prefix) :], settings_class.model_fields)
-            problems.append(f"{key.upper()} (.env): unknown setting{hint}")
-    layer(dotenv_values, lambda p: Source("dotenv", _env_name(environ, prefix, delimiter, p)))
+    @classmethod
+    def of(cls, settings_class: type[Settings]) -> _Naming:
+        config = settings_class.model_config
+        return cls(
+            prefix=str(config.get("env_prefix") or ""),
+            delimiter=str(config.get("env_nested_delimiter") or "__"),
+            environ={key.upper(): key for key in os.environ},
+        )
 
+    @property
+    def env_key(self) -> str:
+        return f"{self.prefix}env".lower()
+
+    def getenv(self, name: str) -> str | None:
+        """A variable by its name in any case."""
+        key = self.environ.get(name.upper())
+        return os.environ.get(key) if key is not None else None
+
+    def variable(self, path: Path_) -> str:
+        """The variable that set ``path``: the longest prefix of it that names a variable."""
+        for n in range(len(path), 0, -1):
+            name = (self.prefix + self.delimiter.join(path[:n])).upper()
+            if name in self.environ:
+                return self.environ[name]
+        return (self.prefix + self.delimiter.join(path)).upper()
+
+    def dotenv_source(self, path: Path_) -> Source:
+        return Source("dotenv", self.variable(path))
+
+    def env_source(self, path: Path_) -> Source:
+        return Source("env", self.variable(path))
+
+
+@dataclass
+class _Layers:
+    """The values merged so far, the source of each leaf, and the problems found."""
+
+    naming: _Naming
+    merged: dict[str, Any] = field(default_factory=dict)
+    sources: dict[Path_, Source] = field(default_factory=dict)
+    problems: list[str] = field(default_factory=list)
+
+    def add(self, values: Mapping[str, Any], source: Source | Callable[[Path_], Source]) -> None:
+        """Put every leaf of ``values`` over what is there, remembering its source."""
+        if files_.too_deep(dict(values)):
+            where = source if isinstance(source, Source) else "the environment or .env"
+            self.problems.append(f"{where}: values nested more than {files_.MAX_DEPTH} levels")
+            return
+        for path, value in flatten(values):
+            if path:
+                self.put(path, value, source(path) if callable(source) else source)
+
+    def put(self, path: Path_, value: Any, source: Source) -> None:
+        target = self.merged
+        for key in path[:-1]:
+            nxt = target.get(key)
+            if not isinstance(nxt, dict):
+                nxt = target[key] = {}
+            target = nxt
+        target[path[-1]] = value
+        self.sources[path] = source
+
+
+def _read_dotenv(
+    settings_class: type[Settings], dotenv: str | os.PathLike[str] | None, layers: _Layers
+) -> dict[str, Any]:
+    path = Path(dotenv) if dotenv is not None else None
+    if path is None or not path.is_file():
+        return {}
     try:
-        env_values = EnvSettingsSource(
-            settings_class, env_prefix=prefix, env_nested_delimiter=delimiter
+        return DotEnvSettingsSource(
+            settings_class,
+            env_file=path,
+            env_prefix=layers.naming.prefix,
+            env_nested_delimiter=layers.naming.delimiter,
+        )()
+    except (SettingsError, ValueError) as exc:
+        layers.problems.append(f"{path}: cannot be read: {cause(exc)}")
+    except RecursionError:
+        layers.problems.append(f"{path}: a value is nested too deep")
+    return {}
+
+
+def _resolve_env(env: str | None, naming: _Naming, dotenv_env: Any) -> tuple[str | None, str]:
+    """The environment name and where it came from: the argument (``--env``), else
+    ``<prefix>ENV``, else the one in ``.env``."""
+    if env is not None:
+        return env or None, "--env"
+    variable = f"{naming.prefix}ENV"
+    from_environ = naming.getenv(variable)
+    if from_environ:
+        return from_environ, f"env {naming.environ.get(variable.upper(), variable)}"
+    return (str(dotenv_env) if dotenv_env else None), f".env {variable}"
+
+
+def _config_directory(config_dir: str | os.PathLike[str] | None, layers: _Layers) -> Path | None:
+    """The config directory; None (and a problem) when one was given and is not a directory."""
+    if config_dir is None:
+        return Path("config")
+    directory = Path(config_dir)
+    if not directory.exists():
+        layers.problems.append(f"config directory {str(directory)!r} does not exist (--config-dir)")
+        return None
+    if not directory.is_dir():
+        layers.problems.append(
+            f"config directory {str(directory)!r} is not a directory (--config-dir)"
+        )
+        return None
+    return directory
+
+
+def _read_config_files(
+    settings_class: type[Settings], directory: Path, env: str | None, layers: _Layers
+) -> list[Path]:
+    """Apply ``default`` then ``<env>`` from the config directory; the files read, in order."""
+    read: list[Path] = []
+    for stem in ["default", *([env] if env else [])]:
+        found = files_.find(directory, stem)
+        if len(found) > 1:
+            layers.problems.append(f"{' and '.join(map(str, found))}: both exist; keep only one")
+        if not found:
+            continue
+        try:
+            values = files_.read(found[0])
+        except files_.FileProblem as exc:
+            layers.problems.append(str(exc))
+            continue
+        read.append(found[0])
+        layers.add(InitSettingsSource(settings_class, values)(), Source("file", str(found[0])))
+    return read
+
+
+def _missing_env_file(directory: Path, env: str, origin: str, read: list[Path]) -> str:
+    what = f"environment {env!r} (from {origin})"
+    if not directory.is_dir():
+        return (
+            f"{what}: there is no config directory {str(directory)!r} in {Path.cwd()}; "
+            "run from the project folder, or pass --config-dir"
+        )
+    have = files_.environments(directory)
+    applies = f"only {read[0]} applies" if read else "no configuration file applies"
+    others = f"environments with files: {', '.join(have)}" if have else "no environment has one"
+    return (
+        f"{what}: there is no {directory / env}.toml or .yaml, so {applies}; "
+        f"{others}{did_you_mean(env, have)}"
+    )
+
+
+def _known_dotenv(
+    settings_class: type[Settings], values: dict[str, Any], layers: _Layers
+) -> dict[str, Any]:
+    """The ``.env`` values of our fields; a misspelt name with our prefix is a problem."""
+    prefix = layers.naming.prefix.lower()
+    known = {}
+    for key, value in values.items():
+        if key in settings_class.model_fields:
+            known[key] = value
+        elif key.startswith(prefix):  # not ours (no prefix), or a misspelt name of ours
+            hint = did_you_mean(key[len(prefix) :], settings_class.model_fields)
+            layers.problems.append(f"{key.upper()} (.env): unknown setting{hint}")
+    return known
+
+
+def _ignored_variables(settings_class: type[Settings], naming: _Naming) -> list[str]:
+    """Nested variables with our prefix (``APP_WORKER__SIZE``) whose section the settings class
+    lacks: pydantic-settings ignores them; a warning, as other tools may share the prefix."""
+    prefix, delimiter = naming.prefix.upper(), naming.delimiter.upper()
+    if not prefix:  # without a prefix every FOO__BAR in the environment would look like ours
+        return []
+    out = []
+    for upper, real in sorted(naming.environ.items()):
+        if not upper.startswith(prefix) or delimiter not in upper[len(prefix) :]:
+            continue
+        section = upper[len(prefix) :].split(delimiter)[0].lower()
+        if section and section not in settings_class.model_fields:
+            hint = did_you_mean(section, settings_class.model_fields)
+            if not hint and settings_class is Settings:
+                hint = "; set `settings_class` on your Application to a subclass that has it"
+            out.append(
+                f"{real}: ignored, the settings class {class_name(settings_class)} has no section "
+                f"`{section}`{hint}"
+            )
+    return out
+
+
+def _read_environ(settings_class: type[Settings], layers: _Layers) -> dict[str, Any]:
+    naming = layers.naming
+    try:
+        return EnvSettingsSource(
+            settings_class, env_prefix=naming.prefix, env_nested_delimiter=naming.delimiter
         )()
     except SettingsError as exc:
-        env_values = {}
-        problems.append(
-            f"environment variables {prefix}*: {_cause(exc)} (complex values must be JSON)"
+        layers.problems.append(
+            f"environment variables {naming.prefix}*: {cause(exc)} (complex values must be JSON)"
         )
-    layer(env_values, lambda p: Source("env", _env_name(environ, prefix, delimiter, p)))
+    except RecursionError:
+        layers.problems.append(
+            f"environment variables {naming.prefix}*: a value is nested too deep"
+        )
+    return {}
 
-    for key, value in (overrides or {}).items():
+
+def _apply_overrides(overrides: Mapping[str, Any], layers: _Layers) -> None:
+    for key, value in overrides.items():
         keys = tuple(str(key).split("."))
         if not all(keys):
-            problems.append(f"override {key!r}: a key is dotted names, like lifecycle.stop_timeout")
+            layers.problems.append(
+                f"override {key!r}: a key is dotted names, like lifecycle.stop_timeout"
+            )
             continue
-        for sub, leaf in _leaves(value, keys) if isinstance(value, Mapping) else [(keys, value)]:
-            _put(merged, sub, leaf)
-            sources[sub] = Source("override", f"override {'.'.join(keys)}")
+        source = Source("override", f"override {'.'.join(keys)}")
+        if files_.too_deep(value):
+            layers.problems.append(f"{source}: the value is nested too deep")
+            continue
+        for path, leaf in flatten(value, keys):
+            layers.put(path, leaf, source)
 
+
+def _validate(settings_class: type[S], layers: _Layers, services: Iterable[str] | None) -> S:
+    """The validated settings, or `ConfigError` with every problem found (secrets masked)."""
+    problems = layers.problems
     settings: S | None = None
     try:
-        settings = settings_class(**merged)
+        settings = settings_class(**layers.merged)
     except ValidationError as exc:
-        problems.extend(_describe(settings_class, exc, sources))
+        problems.extend(describe(settings_class, exc, lambda p: _source_of(layers.sources, p)))
     if services is not None:
-        section = merged.get("services")
+        section = layers.merged.get("services")
         named = list(section) if isinstance(section, Mapping) else []
-        problems.extend(unknown_services(named, list(services), sources))
+        problems.extend(unknown_services(named, list(services), layers.sources))
     if problems or settings is None:
-        secrets = _raw_secrets(settings_class, merged)
+        secrets = raw_secrets(settings_class, layers.merged)
         raise ConfigError([mask_text(problem, secrets) for problem in problems])
-    return LoadedSettings(settings, sources, env, tuple(files))
+    return settings
 
 
 def unknown_services(
@@ -203,8 +375,8 @@ def unknown_services(
     for name in named:
         if name in services:
             continue
-        source = next((v for k, v in sources.items() if k[:2] == ("services", name)), DEFAULT)
-        hint = _did_you_mean(name, services)
+        source = _source_of(sources, ("services", name))
+        hint = did_you_mean(name, services)
         known = ", ".join(services) or "none"
         problems.append(
             f"services.{name}: no service named {name!r}{hint} (services: {known}) (from {source})"
@@ -223,146 +395,16 @@ def parse_override(text: str) -> tuple[str, Any]:
         value = tomllib.loads(f"v = {raw.strip()}")["v"]
     except tomllib.TOMLDecodeError:
         value = raw.strip()
+    except RecursionError:
+        raise ConfigError([f"--set {key}: the value is nested too deep"]) from None
     return key, value
 
 
-# -- helpers --------------------------------------------------------------------------------------
-
-
-def _config_file(directory: Path, stem: str, problems: list[str]) -> Path | None:
-    found = [directory / f"{stem}{ext}" for ext in (".toml", ".yaml", ".yml")]
-    found = [p for p in found if p.is_file()]
-    if len(found) > 1:
-        problems.append(f"{' and '.join(map(str, found))}: both exist; keep only one")
-    return found[0] if found else None
-
-
-def _read_file(settings_class: type[Settings], path: Path, problems: list[str]) -> dict[str, Any]:
-    try:
-        if path.suffix == ".toml":
-            return TomlConfigSettingsSource(settings_class, toml_file=path)()
-        document = yaml.safe_load(path.read_text(encoding="utf-8"))
-        if document is not None and not isinstance(document, dict):
-            problems.append(f"{path}: the top level must be a mapping of sections")
-            return {}
-        return YamlConfigSettingsSource(settings_class, yaml_file=path)()
-    except tomllib.TOMLDecodeError as exc:
-        problems.append(f"{path}: invalid TOML: {exc}")
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f" (at line {mark.line + 1}, column {mark.column + 1})" if mark else ""
-        problems.append(f"{path}: invalid YAML: {getattr(exc, 'problem', None) or exc}{where}")
-    except (OSError, UnicodeDecodeError) as exc:
-        problems.append(f"{path}: cannot be read: {exc}")
-    return {}
-
-
-def _leaves(values: Mapping[str, Any], path: Path_ = ()) -> Iterator[tuple[Path_, Any]]:
-    for key, value in values.items():
-        sub = (*path, str(key))
-        if isinstance(value, Mapping) and value:
-            yield from _leaves(value, sub)
-        else:
-            yield sub, value
-
-
-def _put(target: dict[str, Any], path: Path_, value: Any) -> None:
-    for key in path[:-1]:
-        nxt = target.get(key)
-        if not isinstance(nxt, dict):
-            nxt = target[key] = {}
-        target = nxt
-    target[path[-1]] = value
-
-
-def _getenv(environ: Mapping[str, str], name: str) -> str | None:
-    """A variable by its name in any case; ``environ`` maps upper-case names to real ones."""
-    key = environ.get(name.upper())
-    return os.environ.get(key) if key is not None else None
-
-
-def _env_name(environ: Mapping[str, str], prefix: str, delimiter: str, path: Path_) -> str:
-    """The variable that set ``path``: the longest prefix of it that names a variable."""
-    for n in range(len(path), 0, -1):
-        name = (prefix + delimiter.join(path[:n])).upper()
-        if name in environ:
-            return environ[name]
-    return (prefix + delimiter.join(path)).upper()
-
-
-def _cause(exc: BaseException) -> str:
-    text = str(exc)
-    if exc.__cause__ is not None:
-        text += f": {exc.__cause__}"
-    return text
-
-
-def _did_you_mean(key: str, choices: Any) -> str:
-    close = difflib.get_close_matches(key, list(choices), n=1, cutoff=0.6)
-    return f"; did you mean {close[0]!r}?" if close else ""
-
-
-def _model_at(model: type[BaseModel], loc: tuple[Any, ...]) -> tuple[type[BaseModel] | None, Any]:
-    """The model owning the last key of ``loc`` and that field's annotation, where known."""
-    current: Any = model
-    owner: type[BaseModel] | None = None
-    annotation: Any = None
-    for part in loc:
-        if isinstance(current, type) and issubclass(current, BaseModel):
-            owner = current
-            info = current.model_fields.get(str(part))
-            if info is None:
-                return owner, None
-            annotation = current = info.annotation
-        else:  # a dict's values: services.<name>
-            args = getattr(current, "__args__", ())
-            owner, annotation = None, None
-            current = args[-1] if args else None
-    return owner, annotation
-
-
-def _describe(
-    settings_class: type[Settings],
-    exc: ValidationError,
-    sources: Mapping[Path_, Source],
-) -> list[str]:
-    out = []
-    for error in exc.errors():
-        loc = tuple(str(p) for p in error["loc"])
-        key = ".".join(loc) or "(settings)"
-        source = _source_of(sources, loc)
-        owner, annotation = _model_at(settings_class, loc)
-        if error["type"] == "extra_forbidden":
-            choices = owner.model_fields if owner is not None else {}
-            parent = _model_at(settings_class, loc[:-1])[1] if len(loc) > 1 else settings_class
-            if isinstance(parent, type) and issubclass(parent, BaseModel):
-                choices = parent.model_fields
-            hint = _did_you_mean(loc[-1], choices)
-            out.append(f"{key}: unknown setting{hint} (from {source})")
-            continue
-        secret = annotation in (SecretStr, SecretBytes) or is_secret_key(loc)
-        value = "value hidden" if secret else f"{_show(error.get('input'))} is invalid"
-        out.append(f"{key}: {value}: {error['msg']} (from {source})")
-    return out
-
-
-def _raw_secrets(settings_class: type[Settings], merged: Mapping[str, Any]) -> set[str]:
-    """Secret values in not-yet-validated input: they must not appear in any error either."""
-
-    def secret_field(path: Path_) -> bool:
-        return _model_at(settings_class, path)[1] in (SecretStr, SecretBytes)
-
-    return secrets_in(flatten(merged), secret_field)
-
-
 def _source_of(sources: Mapping[Path_, Source], path: Path_) -> Source:
-    """The source of the longest prefix of ``path`` that was set, else the default."""
+    """The source of the longest prefix of ``path`` that was set, else of a key under it (a
+    section set by a file), else the default."""
     for n in range(len(path), 0, -1):
         if path[:n] in sources:
             return sources[path[:n]]
-    return DEFAULT
-
-
-def _show(value: Any) -> str:
-    text = repr(redact(value))
-    return text if len(text) <= 80 else text[:77] + "..."
+    under = (s for p, s in sources.items() if path and p[: len(path)] == path)
+    return next(under, DEFAULT)

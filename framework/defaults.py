@@ -62,13 +62,13 @@ def _field(key: str, info: FieldInfo, commented: bool = False, value: Any = _UNS
     unit = " Seconds." if timed else ""
     default = info.get_default(call_default_factory=True)
     if value is not _UNSET and value != default:
-        unit += f" Default: {_show(default)}."
+        unit += f" Default: {_default_text(default)}."
         default = value
     out = [f"# {description}{unit}".rstrip()]
     literal = _toml(default)
     if literal is None or commented:
         out.append(
-            f"# {key} = {literal if literal is not None else '...'}  (default: {_show(default)})"
+            f"# {key} = {literal if literal is not None else '...'}  (default: {_default_text(default)})"
         )
     else:
         out.append(f"{key} = {literal}")
@@ -94,7 +94,7 @@ def _toml(value: Any) -> str | None:
     return json.dumps(str(value))
 
 
-def _show(value: Any) -> str:
+def _default_text(value: Any) -> str:
     return "unset" if value is None else str(_toml(value))
 
 

@@ -3,11 +3,16 @@
 Nothing is instantiated: services are the container's ``Singleton`` providers whose provided class is
 a `Service` subclass, and service A depends on service B when B's provider is reachable from A's
 through any chain of providers (Factory, Callable, ``.provided`` attributes, overrides, ...).
+
+Wiring adds edges: the providers that the container's wired modules inject (``Provide[...]``,
+``Provider[...]``, ``Closing[...]``, also inside ``Depends(...)`` and ``Annotated[...]``) are
+dependencies of every service that runs wired code (every ``HttpService``, and classes with
+``uses_wiring = True``; see `framework.wiring`).
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 from dependency_injector import containers, providers
@@ -15,13 +20,22 @@ from dependency_injector import containers, providers
 from framework._heap import gc_paused
 from framework.graph import DependencyGraph
 from framework.service import Service
+from framework.wiring import uses_wiring, wired_injections
 
-__all__ = ("discover_graph", "service_providers")
+__all__ = ("ServiceProviders", "discover_graph", "service_providers", "wired_edges")
 
 
-def service_providers(container: containers.Container | type[Any]) -> dict[str, Any]:
+class ServiceProviders(dict[str, Any]):
+    """Service providers by name, in declaration order, remembering the container they came from
+    (so `discover_graph` can add the edges its wiring implies)."""
+
+    container: Any = None
+
+
+def service_providers(container: containers.Container | type[Any]) -> ServiceProviders:
     """The container's service providers by name, in declaration order."""
-    found: dict[str, Any] = {}
+    found = ServiceProviders()
+    found.container = container
     for name, provider in container.providers.items():
         if not isinstance(provider, providers.BaseSingleton):
             continue
@@ -31,30 +45,52 @@ def service_providers(container: containers.Container | type[Any]) -> dict[str, 
     return found
 
 
-def discover_graph(services: Mapping[str, Any]) -> DependencyGraph:
-    """The dependency graph between ``services`` (name -> provider); raises on a cycle."""
+def discover_graph(services: Mapping[str, Any], *, container: Any = None) -> DependencyGraph:
+    """The dependency graph between ``services`` (name -> provider); raises on a cycle.
+
+    ``container`` (default: the one `service_providers` found them in) adds the wiring edges.
+    """
     with gc_paused():  # sets and dicts per service, none of them garbage: no collector passes
-        return DependencyGraph.from_edges(_edges(services))
+        return _discover(services, container)
 
 
-def _edges(services: Mapping[str, Any]) -> dict[str, set[str]]:
-    """Each service's direct service dependencies, found through any chain of providers."""
+def _discover(services: Mapping[str, Any], container: Any) -> DependencyGraph:
     by_id = {id(p): name for name, p in services.items()}
-    deps: dict[str, set[str]] = {}
-    for name, provider in services.items():
-        found: set[str] = set()
-        seen: set[int] = set()
-        stack = list(provider.related)
-        while stack:
-            p = stack.pop()
-            key = id(p)
-            if key in seen:
-                continue
-            seen.add(key)
-            dep = by_id.get(key)
-            if dep is not None:
-                found.add(dep)  # a service: a direct edge (itself too: a cycle of one)
-            else:
-                stack.extend(p.related)
-        deps[name] = found
-    return deps
+    deps = {name: _reachable(provider.related, by_id) for name, provider in services.items()}
+    container = container if container is not None else getattr(services, "container", None)
+    if container is not None:
+        for name, wired in wired_edges(services, container).items():
+            deps[name] |= wired
+    return DependencyGraph.from_edges(deps)
+
+
+def wired_edges(services: Mapping[str, Any], container: Any) -> dict[str, frozenset[str]]:
+    """The edges that wiring adds: for each service that runs wired code, the services that the
+    container's wired modules inject (never the service itself)."""
+    users = [name for name, p in services.items() if uses_wiring(p.provides)]
+    if not users:
+        return {}
+    by_id = {id(p): name for name, p in services.items()}
+    injected: set[str] = set()
+    for injection in wired_injections(container):
+        injected |= _reachable([injection.provider], by_id)
+    return {name: frozenset(injected - {name}) for name in users if injected - {name}}
+
+
+def _reachable(start: Iterable[Any], by_id: Mapping[int, str]) -> set[str]:
+    """The services reachable from ``start``, stopping at each service found (a direct edge)."""
+    found: set[str] = set()
+    seen: set[int] = set()
+    stack = list(start)
+    while stack:
+        p = stack.pop()
+        key = id(p)
+        if key in seen:
+            continue
+        seen.add(key)
+        dep = by_id.get(key)
+        if dep is not None:
+            found.add(dep)  # a service: a direct edge (itself too: a cycle of one)
+        else:
+            stack.extend(p.related)
+    return found

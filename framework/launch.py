@@ -48,7 +48,14 @@ def app_options(func: F) -> F:
 
 
 def run_options(func: F) -> F:
-    """The options of ``framework run``: the app options, ``--report`` and ``--backend``."""
+    """The options of ``framework run``: the app options, ``--report``, ``--backend``, ``--workers``."""
+    func = click.option(
+        "--workers",
+        type=click.IntRange(min=1),
+        default=None,
+        help="Run N worker processes on shared sockets under a supervisor "
+        "(default: process.workers; 0 there: no supervisor).",
+    )(func)
     func = click.option(
         "--backend",
         type=click.Choice(["asyncio", "trio"]),
@@ -96,10 +103,30 @@ def run(
     sets: tuple[str, ...],
     report: Path | None,
     backend: str | None,
+    workers: int | None = None,
+    target: str | None = None,
 ) -> NoReturn:
-    """Build the application (exit 78 on a bad configuration), run it, exit with its code."""
+    """Build the application (exit 78 on a bad configuration), run it, exit with its code.
+
+    With workers (``--workers`` or ``process.workers``), this process supervises them instead:
+    each worker runs ``python -m framework run TARGET`` with the same options.
+    """
     app = guard(lambda: build(cls, config_dir, env, sets, report=report))
-    sys.exit(app.run(backend=backend))
+    if not (workers or app.settings.process.workers):  # the common case imports nothing more
+        sys.exit(app.run(backend=backend))
+    from framework.supervisor import supervise, workers_wanted
+
+    count = workers_wanted(app, workers)
+    if count == 0:  # this process is a worker already
+        sys.exit(app.run(backend=backend))
+    from framework.workers import worker_command
+
+    options = [*(["--config-dir", str(config_dir)] if config_dir is not None else [])]
+    options += [*(["--env", env] if env is not None else [])]
+    options += [arg for s in sets for arg in ("--set", s)]
+    options += [*(["--backend", backend] if backend is not None else [])]
+    target = target or f"{cls.__module__}:{cls.__qualname__}"
+    sys.exit(supervise(app, worker_command(target, options), workers=count))
 
 
 def run_application(cls: type[Application], argv: Sequence[str] | None = None) -> int:

@@ -2,7 +2,9 @@
 
 One module that every output path uses (logging, the report, CLI errors, config show), so a secret
 is recognised the same way everywhere: a `SecretStr`/`SecretBytes` value, the value of a field whose
-name says it is secret (``password``, ``token``, ...), and the password of any URL (``user:pw@``).
+name says it is secret (``password``, ``token``, ...), and the password of any URL: ``user:pw@``, a
+``password=`` query parameter, and ``user:pw@host`` without a scheme in a URL setting (``url``,
+``*_url``, ``dsn``, ...).
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ __all__ = (
     "Path_",
     "flatten",
     "is_secret_key",
+    "is_url_key",
     "mask_text",
     "redact",
     "secrets_in",
@@ -28,9 +31,16 @@ __all__ = (
 Path_ = tuple[str, ...]
 
 SECRET_MASK = "**********"  # noqa: S105 (the mask, not a secret)
-_URL_PASSWORD = re.compile(
-    r"(?P<head>[A-Za-z][A-Za-z0-9+.\-]*://[^:/@\s]*:)(?P<pw>[^@\s]+)(?P<at>@)"
+# A password may hold "@" as long as another "@" follows it in the same word: the last one ends it.
+_PW = r"(?P<pw>(?:[^@\s]|@(?=[^@\s]*@))+)"
+_URL_PASSWORD = re.compile(r"(?P<head>[A-Za-z][A-Za-z0-9+.\-]*://[^:/@\s]*:)" + _PW + r"(?P<at>@)")
+_QUERY_PASSWORD = re.compile(
+    r"(?P<head>[A-Za-z][A-Za-z0-9+.\-]*://[^\s?#'\"]*\?(?:[^\s#'\"]*?[&;])?"
+    r"(?:password|passwd|pwd)=)(?P<pw>[^&;#\s'\"]+)",
+    re.IGNORECASE,
 )
+_BARE_PASSWORD = re.compile(r"^(?P<head>\s*[^:/@\s]*:)" + _PW + r"(?P<at>@)")  # user:pw@host
+_URL_WORDS = ("url", "uri", "dsn")
 _SECRET_WORDS = ("password", "passwd", "secret", "token", "api_key", "apikey", "private_key")
 _SHORTEST = 3  # shorter strings are too common to mask without mangling ordinary text
 
@@ -49,19 +59,38 @@ def is_secret_key(path: Path_) -> bool:
     return bool(path) and any(word in path[-1].lower() for word in _SECRET_WORDS)
 
 
-def url_passwords(text: str) -> set[str]:
-    """The passwords of every ``scheme://user:password@`` URL in ``text``."""
-    return {m["pw"] for m in _URL_PASSWORD.finditer(text)}
+def is_url_key(path: Path_) -> bool:
+    """Whether the last part of a dotted key names a URL (``url``, ``redis_url``, ``dsn``, ...)."""
+    name = path[-1].lower() if path else ""
+    return any(name == word or name.endswith(f"_{word}") for word in _URL_WORDS)
+
+
+def url_passwords(text: str, path: Path_ = ()) -> set[str]:
+    """The passwords of every URL in ``text``: ``scheme://user:password@``, ``?password=``, and
+    ``user:password@host`` without a scheme when ``path`` names a URL setting."""
+    found = {m["pw"] for m in _URL_PASSWORD.finditer(text)}
+    found.update(m["pw"] for m in _QUERY_PASSWORD.finditer(text))
+    if is_url_key(path) and "://" not in text:
+        found.update(m["pw"] for m in _BARE_PASSWORD.finditer(text))
+    return found
+
+
+def _mask_urls(text: str, path: Path_ = ()) -> str:
+    text = _URL_PASSWORD.sub(lambda m: f"{m['head']}***{m['at']}", text)
+    text = _QUERY_PASSWORD.sub(lambda m: f"{m['head']}***", text)
+    if is_url_key(path) and "://" not in text:
+        text = _BARE_PASSWORD.sub(lambda m: f"{m['head']}***{m['at']}", text)
+    return text
 
 
 def redact(value: Any, path: Path_ = ()) -> Any:
-    """A value safe to print: secrets masked, passwords in URLs masked."""
+    """A value safe to print: secrets masked, passwords in URLs masked (``path`` is its key)."""
     if isinstance(value, SecretStr | SecretBytes):
         return SECRET_MASK if value.get_secret_value() else ""
     if is_secret_key(path) and value:
         return SECRET_MASK
     if isinstance(value, str):
-        return _URL_PASSWORD.sub(lambda m: f"{m['head']}***{m['at']}", value)
+        return _mask_urls(value, path)
     return value
 
 
@@ -77,7 +106,7 @@ def secrets_in(
         elif isinstance(value, str) and value:
             if is_secret_key(path) or secret_field(path):
                 found.add(value)
-            found.update(url_passwords(value))
+            found.update(url_passwords(value, path))
     return {s for s in found if len(s) >= _SHORTEST}
 
 

@@ -2,11 +2,17 @@
 
 Values are loaded by `framework.config.load_settings` from files, ``.env``, environment variables and
 overrides (see that module for the precedence). The settings models of the built-in services live
-here too (their service modules re-export them): pure models that import nothing of the framework.
+here too (their service modules re-export them): models that import nothing of the framework (the
+URL check imports `framework.dburl` when it first runs). Their validators also check what a value
+needs from the machine (a log file that can be opened for appending, a rotation loguru understands,
+an installed database driver) without creating anything, so `framework check` finds these before
+anything starts.
 """
 
 from __future__ import annotations
 
+import os
+import re
 from pathlib import Path
 from typing import Any, Literal
 
@@ -14,6 +20,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 __all__ = (
+    "MAX_SECONDS",
     "DatabaseSettings",
     "HttpSettings",
     "LifecycleSettings",
@@ -24,29 +31,37 @@ __all__ = (
 )
 
 
+MAX_SECONDS = 7 * 24 * 3600
+"""The longest bound any setting accepts (7 days): every timeout is a finite number of seconds."""
+
+
+def _seconds(default: float | None, description: str, *, zero: bool = False) -> Any:
+    """A field holding seconds: finite, positive (or zero when ``zero``), at most `MAX_SECONDS`."""
+    if zero:
+        return Field(default, ge=0, le=MAX_SECONDS, allow_inf_nan=False, description=description)
+    return Field(default, gt=0, le=MAX_SECONDS, allow_inf_nan=False, description=description)
+
+
 class LifecycleSettings(BaseModel):
     """Settings section ``lifecycle``: every bound in seconds."""
 
     model_config = ConfigDict(extra="forbid")
 
-    start_timeout: float = Field(30.0, gt=0, description="Default bound for one service's start().")
-    stop_timeout: float = Field(10.0, gt=0, description="Default bound for one service's stop().")
-    startup_timeout: float = Field(60.0, gt=0, description="Bound for the whole startup.")
-    shutdown_timeout: float = Field(
-        30.0,
-        gt=0,
-        description="Bound for the whole shutdown; each stop gets min(its own bound, what is left).",
+    start_timeout: float = _seconds(30.0, "Default bound for one service's start().")
+    stop_timeout: float = _seconds(10.0, "Default bound for one service's stop().")
+    startup_timeout: float = _seconds(60.0, "Bound for the whole startup.")
+    shutdown_timeout: float = _seconds(
+        30.0, "Bound for the whole shutdown; each stop gets min(its own bound, what is left)."
     )
-    shutdown_delay: float = Field(
+    shutdown_delay: float = _seconds(
         0.0,
-        ge=0,
-        description="After shutdown begins, readiness reports not-ready and traffic is still served "
+        "After shutdown begins, readiness reports not-ready and traffic is still served "
         "for this long before services stop.",
+        zero=True,
     )
-    grace_period: float | None = Field(
+    grace_period: float | None = _seconds(
         None,
-        gt=0,
-        description="The platform's grace period between SIGTERM and SIGKILL (Kubernetes "
+        "The platform's grace period between SIGTERM and SIGKILL (Kubernetes "
         "terminationGracePeriodSeconds); `framework check` verifies the budget fits in it.",
     )
 
@@ -56,8 +71,8 @@ class ServiceSettings(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    start_timeout: float | None = Field(None, gt=0, description="Bound for this service's start().")
-    stop_timeout: float | None = Field(None, gt=0, description="Bound for this service's stop().")
+    start_timeout: float | None = _seconds(None, "Bound for this service's start().")
+    stop_timeout: float | None = _seconds(None, "Bound for this service's stop().")
 
 
 class HttpSettings(BaseModel):
@@ -75,10 +90,8 @@ class HttpSettings(BaseModel):
     http: Literal["auto", "h11", "httptools"] = Field(
         "auto", description="HTTP/1.1 implementation."
     )
-    timeout_keep_alive: float = Field(
-        5.0, gt=0, description="Seconds an idle keep-alive connection stays open."
-    )
-    backlog: int = Field(2048, gt=0, description="Listen backlog of the socket.")
+    timeout_keep_alive: float = _seconds(5.0, "Seconds an idle keep-alive connection stays open.")
+    backlog: int = Field(2048, gt=0, le=65535, description="Listen backlog of the socket.")
     limit_concurrency: int | None = Field(
         None, gt=0, description="Answer 503 above this many concurrent connections."
     )
@@ -109,13 +122,11 @@ class HttpSettings(BaseModel):
         return value
 
 
-# -- errors ---------------------------------------------------------------------------------------
-
-
 class DatabaseSettings(BaseModel):
     """Settings section ``database``."""
 
-    model_config = ConfigDict(extra="forbid")
+    # a pydantic error text must not show the URL (its password), not even once
+    model_config = ConfigDict(extra="forbid", hide_input_in_errors=True)
 
     url: str = Field(
         "sqlite+aiosqlite:///./app.db",
@@ -123,18 +134,32 @@ class DatabaseSettings(BaseModel):
     )
     pool_size: int = Field(5, ge=1, description="Connections kept open in the pool.")
     max_overflow: int = Field(10, ge=0, description="Extra connections allowed above pool_size.")
-    pool_timeout: float = Field(30.0, gt=0, description="Seconds to wait for a free connection.")
+    pool_timeout: float = _seconds(30.0, "Seconds to wait for a free connection.")
     pool_recycle: float = Field(
-        -1, description="Seconds after which a connection is replaced; -1: never."
+        -1,
+        ge=-1,
+        le=MAX_SECONDS,
+        allow_inf_nan=False,
+        description="Seconds after which a connection is replaced; -1: never.",
     )
     pool_pre_ping: bool = Field(True, description="Test connections on checkout.")
     echo: bool = Field(False, description="Log every SQL statement.")
     connect_args: dict[str, Any] = Field(
         default_factory=dict, description="Passed to the DBAPI connect()."
     )
-    health_timeout: float = Field(
-        2.0, gt=0, description="Seconds health() waits for SELECT 1 before reporting unhealthy."
+    health_timeout: float = _seconds(
+        2.0, "Seconds health() waits for SELECT 1 before reporting unhealthy."
     )
+
+    @field_validator("url")
+    @classmethod
+    def _usable_url(cls, value: str) -> str:
+        from framework.dburl import url_problem  # on first use: `import framework` stays lean
+
+        problem = url_problem(value)
+        if problem is not None:
+            raise ValueError(problem)
+        return value
 
 
 class LoggingSettings(BaseModel):
@@ -151,7 +176,7 @@ class LoggingSettings(BaseModel):
     stderr: bool = Field(True, description="Write to standard error.")
     file: Path | None = Field(None, description="Also write to this file; None: no file.")
     rotation: str | None = Field(None, description="Rotate the file, e.g. '100 MB' or '1 day'.")
-    retention: str | None = Field(
+    retention: str | int | None = Field(
         None, description="Delete rotated files, e.g. '7 days' or '10 files'."
     )
     enqueue: bool = Field(False, description="Write from a background thread (drained at exit).")
@@ -159,6 +184,69 @@ class LoggingSettings(BaseModel):
         True,
         description="Route the standard logging module (uvicorn, SQLAlchemy, ...) into loguru.",
     )
+
+    @field_validator("file")
+    @classmethod
+    def _appendable(cls, value: Path | None) -> Path | None:
+        problem = _log_file_problem(value) if value is not None else None
+        if problem is not None:
+            raise ValueError(problem)
+        return value
+
+    @field_validator("rotation")
+    @classmethod
+    def _parsable_rotation(cls, value: str | None) -> str | None:
+        if value is not None:
+            _loguru_parses("rotation", value, "'100 MB', '1 day', '00:00' or 'monday at 12:00'")
+        return value
+
+    @field_validator("retention")
+    @classmethod
+    def _parsable_retention(cls, value: str | int | None) -> str | int | None:
+        """``'10 files'`` keeps ten files (loguru takes that as the number 10); a duration
+        (``'7 days'``) deletes older ones."""
+        if isinstance(value, str) and (files := _FILES.fullmatch(value.strip())):
+            return int(files[1])
+        if isinstance(value, int) and value < 1:
+            raise ValueError("a number of files to keep is at least 1")
+        if isinstance(value, str):
+            _loguru_parses("retention", value, "'7 days', '1 week' or '10 files'")
+        return value
+
+
+_FILES = re.compile(r"(\d+)\s*files?", re.IGNORECASE)
+
+
+def _log_file_problem(path: Path) -> str | None:
+    """Why ``path`` cannot be opened for appending, found without creating anything; or None."""
+    try:
+        if path.is_dir():
+            return "is a directory; name a file in it, like app.log"
+        if path.exists():
+            writable = os.access(path, os.W_OK)
+            return None if writable else "cannot be opened for appending: permission denied"
+        ancestor = next((p for p in path.parents if p.exists()), Path(path.anchor or "."))
+        if not ancestor.is_dir():
+            return f"cannot be created: {ancestor} is a file, not a directory"
+        if not os.access(ancestor, os.W_OK | os.X_OK):
+            return f"cannot be created: the directory {ancestor} is not writable"
+    except OSError as exc:
+        return f"cannot be checked: {exc.strerror or exc}"
+    return None
+
+
+def _loguru_parses(key: str, value: str, examples: str) -> None:
+    """Raise ValueError when loguru cannot parse ``value`` as a rotation or retention."""
+    try:  # loguru's own parser (private, so only where it exists): no file is touched
+        from loguru._file_sink import FileSink
+
+        make = getattr(FileSink, f"_make_{key}_function")
+    except (ImportError, AttributeError):
+        return
+    try:
+        make(value)
+    except (ValueError, TypeError, OverflowError):
+        raise ValueError(f"loguru cannot parse this {key}; write it like {examples}") from None
 
 
 class ProcessSettings(BaseModel):

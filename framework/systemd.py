@@ -26,14 +26,21 @@ from collections.abc import Mapping, MutableMapping
 
 import anyio
 
+from framework.events import Event, EventHandler, ShutdownFinished, ShutdownStarted, StartupFinished
+
 __all__ = (
     "SD_LISTEN_FDS_START",
+    "WORKER_ENV",
     "Notifier",
     "inherited_sockets",
     "listen_environment",
+    "notify_lifecycle",
     "take_inherited_socket",
     "watchdog_loop",
 )
+
+WORKER_ENV = "FRAMEWORK_WORKER"
+"""Set by the framework's supervisor in each worker's environment: the worker's slot number."""
 
 SD_LISTEN_FDS_START = 3
 """The first inherited file descriptor under socket activation."""
@@ -139,6 +146,24 @@ async def watchdog_loop(notifier: Notifier) -> None:
     while True:
         notifier.watchdog()
         await anyio.sleep(interval)
+
+
+def notify_lifecycle(notifier: Notifier) -> EventHandler:
+    """An event handler telling the service manager about the lifecycle: ``READY=1`` once every
+    service has started, ``STOPPING=1`` at the first moment of shutdown, ``STATUS=`` as it goes."""
+
+    def handle(event: Event) -> None:
+        if isinstance(event, StartupFinished):
+            if event.ok:
+                notifier.ready(f"ready: started in {event.duration:.3f} s")
+            else:
+                notifier.status("startup failed; rolling back")
+        elif isinstance(event, ShutdownStarted):
+            notifier.stopping(f"shutting down: {event.reason}")
+        elif isinstance(event, ShutdownFinished):
+            notifier.status("stopped")
+
+    return handle
 
 
 def _status(text: str | None) -> tuple[str, ...]:

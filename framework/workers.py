@@ -26,7 +26,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from framework.systemd import SD_LISTEN_FDS_START, listen_environment
+from framework.systemd import SD_LISTEN_FDS_START, WORKER_ENV, listen_environment
 
 if TYPE_CHECKING:
     from loguru import Logger
@@ -43,9 +43,6 @@ __all__ = (
     "worker_command",
     "worker_slot",
 )
-
-WORKER_ENV = "FRAMEWORK_WORKER"
-"""Set in every worker's environment to its slot number (1-based)."""
 
 _PR_SET_PDEATHSIG = 1
 

@@ -75,7 +75,7 @@ def test_untouched_values_come_from_defaults(tmp_path: Path) -> None:
     loaded = load_settings(Settings)
     assert loaded.settings.lifecycle.shutdown_timeout == 30
     assert str(loaded.source_of("lifecycle.shutdown_timeout")) == "default"
-    assert loaded.files == ()
+    assert loaded.files == []
 
 
 def test_env_name_from_app_env_and_flag(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -277,7 +277,7 @@ def test_config_show_json_names_env_vars_and_hides_secrets(tmp_path: Path) -> No
         env={
             "APP_HTTP__PORT": "9090",
             "APP_BEHAVIOUR__API_KEY": PLANTED,
-            "APP_DATABASE__URL": f"postgresql://u:{PLANTED}@h/d",
+            "APP_DATABASE__URL": f"postgresql+asyncpg://u:{PLANTED}@h/d",
         },
     )
     assert result.returncode == 0, result.stderr

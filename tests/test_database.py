@@ -231,11 +231,101 @@ async def test_sqlite_missing_directory_says_what_to_check(tmp_path: Path) -> No
 
 
 @pytest.mark.anyio
-async def test_a_url_without_an_async_driver_is_explained(tmp_path: Path) -> None:
-    """A sync driver, or one not installed: the error names database.url and the way out."""
-    app = app_with()(overrides=settings_for(tmp_path, "sqlite+pysqlite:///./app.db"))
-    with pytest.raises(StartupError, match=r"database\.url .*use an async driver"):
+async def test_a_url_whose_driver_is_not_installed_is_explained(tmp_path: Path) -> None:
+    """A driver that is not installed: the error names database.url, the driver and the way out."""
+    url = "postgresql+pg8000://user:hunter2@127.0.0.1:1/x"
+    app = app_with()(overrides=settings_for(tmp_path, url))
+    with pytest.raises(StartupError, match=r"database\.url .*'pg8000' is not installed") as info:
         await app.start()
+    assert "hunter2" not in str(info.value)
+
+
+# -- synchronous drivers --------------------------------------------------------------------------
+
+
+class SyncJournal(Service):
+    """Uses the synchronous engine from worker threads; its stop() commits a row."""
+
+    def __init__(self, db: DatabaseService) -> None:
+        self.db = db
+
+    def _run(self, sql: str) -> None:
+        with self.db.sessions.begin() as session:
+            session.execute(text(sql))
+
+    async def start(self) -> None:
+        await anyio.to_thread.run_sync(self._run, "CREATE TABLE IF NOT EXISTS journal (line TEXT)")
+
+    async def stop(self) -> None:
+        await anyio.to_thread.run_sync(self._run, "INSERT INTO journal VALUES ('written in stop')")
+
+
+@pytest.mark.anyio
+async def test_sync_sqlite_gives_an_engine_and_a_sessionmaker(tmp_path: Path) -> None:
+    """sqlite:/// gives a synchronous Engine and sessionmaker; health() works; the dependent's
+    stop() commits before the pool is disposed."""
+    from sqlalchemy.engine import Engine
+    from sqlalchemy.orm import sessionmaker
+
+    app = app_with(SyncJournal)(overrides=settings_for(tmp_path, "sqlite:///./sync.db"))
+    async with app.running():
+        db = db_of(app)
+        assert db.is_async is False
+        assert isinstance(db.engine, Engine) and isinstance(db.sessions, sessionmaker)
+        assert await db.health() is True
+    assert app.exit_code == 0
+    assert sqlite_rows(tmp_path / "sync.db", "SELECT line FROM journal") == [("written in stop",)]
+    log = log_text(tmp_path)
+    assert "(sqlite, synchronous, QueuePool)" in log
+    assert "database pool disposed" in log
+
+
+@pytest.mark.anyio
+async def test_sync_stop_waits_for_a_connection_held_in_a_thread(tmp_path: Path) -> None:
+    """A synchronous connection checked out in a worker thread when stop() begins is waited for."""
+    app = app_with()(overrides=settings_for(tmp_path, "sqlite:///./sync.db"))
+    await app.start()
+    db = db_of(app)
+    connection = await anyio.to_thread.run_sync(db.engine.connect)
+    assert db.checked_out == 1
+
+    async def give_back() -> None:
+        await until(lambda: db.state is ServiceState.STOPPING)
+        await anyio.sleep(0.05)
+        await anyio.to_thread.run_sync(connection.close)
+
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(give_back)
+        code = await app.stop()
+    assert code == 0 and db.cut_off == 0 and db.checked_out == 0
+    assert "waiting for 1 checked-out connection(s)" in log_text(tmp_path)
+
+
+@pytest.mark.anyio
+async def test_sync_connection_held_past_the_bound_is_cut_off(tmp_path: Path) -> None:
+    """Held past services.db.stop_timeout: closed from a worker thread, its transaction rolled
+    back, counted in cut_off, the pool disposed, the stop reported timed out."""
+    settings = settings_for(tmp_path, "sqlite:///./sync.db", **{"services.db.stop_timeout": 0.2})
+    app = app_with()(overrides=settings)
+    await app.start()
+    db = db_of(app)
+
+    def leak() -> Any:
+        with db.engine.begin() as connection:
+            connection.execute(text("CREATE TABLE t (x INTEGER)"))
+        leaked = db.engine.connect()
+        leaked.begin()
+        leaked.execute(text("INSERT INTO t VALUES (1)"))
+        return leaked
+
+    leaked = await anyio.to_thread.run_sync(leak)
+    code = await app.stop()
+    assert code == 1 and db.cut_off == 1
+    assert app.lifecycle is not None
+    assert app.lifecycle.records["db"].stop_outcome is Outcome.TIMED_OUT
+    assert sqlite_rows(tmp_path / "sync.db", "SELECT count(*) FROM t") == [(0,)]
+    with pytest.raises(SQLAlchemyError):
+        await anyio.to_thread.run_sync(leaked.execute, text("SELECT 1"))
 
 
 @pytest.mark.anyio
@@ -599,3 +689,86 @@ async def test_sigterm_commits_the_open_transaction_and_leaves_no_connection(
         f"{stops['writer']:.4f} s, db (drain + dispose) {stops['db']:.4f} s; connections "
         f"with our application_name right after exit: {first} (checked in {closing:.3f} s)"
     )
+
+
+# -- PostgreSQL through a synchronous driver (psycopg 3) --------------------------------------------
+
+
+def psycopg_settings(
+    tmp_path: Path, server: PostgresServer, name: str, **more: Any
+) -> dict[str, Any]:
+    url = server.url.replace("postgresql+asyncpg://", "postgresql+psycopg://")
+    return settings_for(
+        tmp_path, url, **{"database.connect_args": {"application_name": name}, **more}
+    )
+
+
+class SyncCommitsInStop(Service):
+    """Holds a transaction open (synchronous connection) from start(); stop() commits it."""
+
+    def __init__(self, db: DatabaseService, table: str) -> None:
+        self.db, self.table = db, table
+        self.connection: Any = None
+
+    def _open(self) -> None:
+        self.connection = self.db.engine.connect()
+        self.connection.begin()
+        self.connection.execute(text(f"INSERT INTO {self.table} VALUES ('from start')"))
+
+    def _commit(self) -> None:
+        self.connection.execute(text(f"INSERT INTO {self.table} VALUES ('from stop')"))
+        self.connection.commit()
+        self.connection.close()
+
+    async def start(self) -> None:
+        await anyio.to_thread.run_sync(self._open)
+
+    async def stop(self) -> None:
+        if self.connection is not None:
+            await anyio.to_thread.run_sync(self._commit)
+
+
+class SyncForgets(SyncCommitsInStop):
+    """A bug: the transaction opened in start() is never committed nor closed."""
+
+    async def stop(self) -> None:
+        pass
+
+
+@pytest.mark.postgres
+@pytest.mark.anyio
+async def test_postgres_psycopg_commits_in_stop_and_no_connection_survives(
+    tmp_path: Path, postgres: PostgresServer, table: str
+) -> None:
+    """postgresql+psycopg://: a synchronous Engine; the dependent commits in stop(), health() is
+    true while running, and no connection of the application is left afterwards."""
+    from sqlalchemy.engine import Engine
+
+    name = f"app-{secrets.token_hex(4)}"
+    app = app_with(SyncCommitsInStop, table=table)(
+        overrides=psycopg_settings(tmp_path, postgres, name)
+    )
+    async with app.running():
+        db = db_of(app)
+        assert isinstance(db.engine, Engine) and db.is_async is False
+        assert await db.health() is True
+        assert await connections_of(postgres, name) >= 1
+    assert app.exit_code == 0
+    assert await observe(postgres, f"SELECT count(*) FROM {table}") == 2
+    await gone(postgres, name)
+
+
+@pytest.mark.postgres
+@pytest.mark.anyio
+async def test_postgres_psycopg_connection_held_past_the_bound_is_rolled_back(
+    tmp_path: Path, postgres: PostgresServer, table: str
+) -> None:
+    """A synchronous connection never returned: closed at the bound, rolled back, none left."""
+    name = f"app-{secrets.token_hex(4)}"
+    settings = psycopg_settings(tmp_path, postgres, name, **{"services.db.stop_timeout": 0.3})
+    app = app_with(SyncForgets, table=table)(overrides=settings)
+    await app.start()
+    code = await app.stop()
+    assert code == 1 and db_of(app).cut_off == 1
+    assert await observe(postgres, f"SELECT count(*) FROM {table}") == 0
+    await gone(postgres, name)

@@ -26,8 +26,8 @@ pytestmark = pytest.mark.slow
 TIMEOUT = 30.0
 
 # The app each worker runs: an HttpService whose start() serves plain HTTP (the worker's pid as
-# the body) on the socket the supervisor passed (or one of its own), and which tells the
-# supervisor it is ready once every service has started, as the runner will.
+# the body) on the socket the supervisor passed (or one of its own). The runner tells the
+# supervisor it is ready once every service has started.
 APP = textwrap.dedent(
     """
     import asyncio, os, signal, socket
@@ -35,7 +35,7 @@ APP = textwrap.dedent(
     from dependency_injector import containers, providers
     from framework import Application, Settings
     from framework.services.http import HttpService
-    from framework.systemd import Notifier, take_inherited_socket
+    from framework.systemd import take_inherited_socket
 
     BROKEN = False
     if BROKEN:
@@ -103,15 +103,7 @@ APP = textwrap.dedent(
 
 
     class App(Application):
-        container_class = Container
-
-        async def start(self):
-            await super().start()
-            Notifier.from_env().ready()
-
-        async def stop(self):
-            Notifier.from_env().stopping()
-            return await super().stop()
+        container_class = Container  # the runner tells the supervisor READY=1 and STOPPING=1
     """
 )
 
@@ -414,7 +406,9 @@ def test_a_new_worker_not_ready_in_time_is_killed_and_the_old_ones_keep_serving(
     sup = supervised(1, "process.ready_timeout=2")
     sup.wait_line("1 worker(s) ready")
     old = sup.ready_pids()[0]
-    sup.app.write_text(sup.app.read_text().replace("Notifier.from_env().ready()", "pass"))
+    never_ready = "        await anyio.sleep(3600)  # this version never becomes ready\n"
+    start = "    async def start(self):\n"
+    sup.app.write_text(sup.app.read_text().replace(start, start + never_ready, 1))
     sup.send(signal.SIGHUP)
     line = sup.wait_line("rolling restart stopped")[0]
     assert "was not ready within 2 s (process.ready_timeout)" in line

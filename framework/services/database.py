@@ -1,4 +1,10 @@
-"""The built-in database service: a SQLAlchemy AsyncEngine, drained before it is disposed.
+"""The built-in database service: a SQLAlchemy engine, drained before it is disposed.
+
+An async driver URL (``sqlite+aiosqlite://``, ``postgresql+asyncpg://``) gives an `AsyncEngine`
+and an ``async_sessionmaker``; a synchronous one (``sqlite:///``, ``postgresql+psycopg://``,
+``postgresql+psycopg2://``) gives an `Engine` and a ``sessionmaker``, for synchronous code such as
+FastAPI's plain ``def`` endpoints (run in threads). Both are checked, drained and disposed alike;
+the synchronous engine's blocking calls run in worker threads, never on the event loop.
 
 ``start()`` creates the engine and runs ``SELECT 1``, so a wrong ``database.url`` fails the startup
 with a message naming the URL (password masked). ``stop()`` runs after every service that depends on
@@ -14,8 +20,8 @@ the connections still out are closed (their open transactions roll back on the s
 `DatabaseService.cut_off`, the pool is disposed anyway (shielded, for at most `DISPOSE_GRACE`
 seconds) and the cancellation propagates, so the framework reports the stop as timed out.
 
-SQLAlchemy's async engine runs on asyncio only. It is imported by ``start()``: importing
-`framework` stays cheap.
+The service runs on asyncio only (SQLAlchemy's async engine needs it, and the pool's events reach
+the loop through it). SQLAlchemy is imported by ``start()``: importing `framework` stays cheap.
 """
 
 from __future__ import annotations
@@ -24,7 +30,7 @@ import asyncio
 import logging
 import math
 import threading
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeGuard
 
 import anyio
 
@@ -36,7 +42,7 @@ from framework.settings import DatabaseSettings
 if TYPE_CHECKING:
     from loguru import Logger
     from sqlalchemy.engine import URL, Engine
-    from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+    from sqlalchemy.ext.asyncio import AsyncEngine
     from sqlalchemy.pool import ConnectionPoolEntry
 
     from framework.context import ServiceContext
@@ -51,18 +57,22 @@ _QUEUE_POOL_OPTIONS = ("pool_size", "max_overflow", "pool_timeout")
 
 
 class DatabaseService(Service):
-    """A SQLAlchemy `AsyncEngine` (``.engine``) and session factory (``.sessions``).
+    """A SQLAlchemy engine (``.engine``) and session factory (``.sessions``).
 
-    Both are available once ``start()`` returned. A service that depends on this one (its provider
-    takes ``db=db``) is stopped first, so its ``stop()`` can still commit through the engine.
+    Both are available once ``start()`` returned: an `AsyncEngine` and an ``async_sessionmaker``
+    for an async driver URL, an `Engine` and a ``sessionmaker`` for a synchronous one
+    (``is_async`` tells which). A service that depends on this one (its provider takes ``db=db``,
+    or its code is wired to it) is stopped first, so its ``stop()`` can still commit.
     """
 
     def __init__(self, settings: DatabaseSettings) -> None:
         self.settings = settings
         self.cut_off = 0
         """Connections still checked out when the stop bound expired, closed by ``stop()``."""
-        self._engine: AsyncEngine | None = None
-        self._sessions: async_sessionmaker[AsyncSession] | None = None
+        self.is_async: bool | None = None
+        """True for an async driver URL, False for a synchronous one; None before ``start()``."""
+        self._engine: AsyncEngine | Engine | None = None
+        self._sessions: Any = None
         self._checked_out: _CheckedOut | None = None
         self._stopped = False
         from loguru import logger
@@ -78,15 +88,17 @@ class DatabaseService(Service):
     # -- what the application uses --------------------------------------------------------------
 
     @property
-    def engine(self) -> AsyncEngine:
-        """The `AsyncEngine`; raises `FrameworkError` before ``start()`` and after ``stop()``."""
+    def engine(self) -> Any:
+        """The `AsyncEngine` (async URL) or `Engine` (synchronous URL); raises `FrameworkError`
+        before ``start()`` and after ``stop()``."""
         if self._engine is None:
             raise self._not_running(".engine")
         return self._engine
 
     @property
-    def sessions(self) -> async_sessionmaker[AsyncSession]:
-        """An `async_sessionmaker` bound to the engine (``expire_on_commit=False``)."""
+    def sessions(self) -> Any:
+        """An ``async_sessionmaker`` (async URL) or ``sessionmaker`` (synchronous URL) bound to
+        the engine, with ``expire_on_commit=False``."""
         if self._sessions is None:
             raise self._not_running(".sessions")
         return self._sessions
@@ -101,12 +113,9 @@ class DatabaseService(Service):
         engine = self._engine
         if engine is None:
             return False
-        from sqlalchemy import text
-
         with anyio.move_on_after(self.settings.health_timeout):
             try:
-                async with engine.connect() as connection:
-                    await connection.execute(text("SELECT 1"))
+                await _select_one(engine)
             except Exception as exc:
                 self._log.warning(f"database health check failed: {self._describe(exc)}")
                 return False
@@ -131,15 +140,12 @@ class DatabaseService(Service):
             ) from None
         if self._engine is not None or self._stopped:
             raise FrameworkError("this DatabaseService was already started; create a new one")
-        from sqlalchemy import text
-        from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
-
         engine = self._create_engine()
-        self._engine, self._checked_out = engine, _CheckedOut.watch(engine.sync_engine, loop)
+        self.is_async = _is_async(engine)
+        self._engine, self._checked_out = engine, _CheckedOut.watch(_core(engine), loop)
         safe_url = _safe(self.settings.url)
         try:
-            async with engine.connect() as connection:
-                await connection.execute(text("SELECT 1"))
+            await _select_one(engine)
         except anyio.get_cancelled_exc_class():
             self._log.warning(f"start cancelled while connecting to {safe_url} (database.url)")
             await self._dispose(engine, grace_ends=anyio.current_time() + DISPOSE_GRACE)
@@ -149,9 +155,10 @@ class DatabaseService(Service):
             raise FrameworkError(
                 f"database.url {safe_url!r}: cannot connect: {self._describe(exc)}; {self._hint()}"
             ) from None
-        self._sessions = async_sessionmaker(engine, class_=AsyncSession, expire_on_commit=False)
+        self._sessions = _session_factory(engine)
+        mode = "" if self.is_async else ", synchronous"
         self._log.info(
-            f"database ready: {safe_url} ({engine.dialect.name}, {type(engine.pool).__name__})"
+            f"database ready: {safe_url} ({engine.dialect.name}{mode}, {type(engine.pool).__name__})"
         )
 
     async def stop(self) -> None:
@@ -183,13 +190,14 @@ class DatabaseService(Service):
                     "services that use them"
                 )
                 with anyio.CancelScope(deadline=grace_ends, shield=True):
-                    await checked_out.close_all(self._log)
+                    await checked_out.close_all(self._log, in_thread=not _is_async(engine))
             await self._dispose(engine, grace_ends=grace_ends)
             raise
 
     # -- helpers --------------------------------------------------------------------------------
 
-    def _create_engine(self) -> AsyncEngine:
+    def _create_engine(self) -> AsyncEngine | Engine:
+        from sqlalchemy import create_engine
         from sqlalchemy.engine import make_url
         from sqlalchemy.engine.default import DefaultDialect
         from sqlalchemy.ext.asyncio import create_async_engine
@@ -204,9 +212,10 @@ class DatabaseService(Service):
             )
         except Exception as exc:
             raise FrameworkError(
-                f"database.url {safe_url!r} is not usable: {self._describe(exc)}; expected an "
-                "async URL like sqlite+aiosqlite:///./app.db or "
-                "postgresql+asyncpg://user:password@host:5432/name"
+                f"database.url {safe_url!r} is not usable: {self._describe(exc)}; expected a "
+                "URL like sqlite+aiosqlite:///./app.db or "
+                "postgresql+asyncpg://user:password@host:5432/name (async), or sqlite:///./app.db "
+                "or postgresql+psycopg://user:password@host:5432/name (synchronous)"
             ) from None
         options: dict[str, Any] = {
             "pool_pre_ping": settings.pool_pre_ping,
@@ -217,18 +226,20 @@ class DatabaseService(Service):
             options.update({key: getattr(settings, key) for key in _QUEUE_POOL_OPTIONS})
         if settings.echo:
             self._echo_to_logging(options)
+        create = create_async_engine if getattr(dialect, "is_async", False) else create_engine
         try:
-            return create_async_engine(url, **options)
+            return create(url, **options)
         except ModuleNotFoundError as exc:
             raise FrameworkError(
                 f"database.url {safe_url!r}: the driver {exc.name!r} is not installed; install "
-                f"it (pip install {exc.name}) or name an installed async driver in the URL, "
-                "like postgresql+asyncpg://"
+                f"it (pip install {exc.name}) or name an installed driver in the URL, like "
+                "postgresql+asyncpg:// or postgresql+psycopg://"
             ) from None
         except Exception as exc:
             raise FrameworkError(
                 f"database.url {safe_url!r}: cannot create the engine: {self._describe(exc)}; "
-                "use an async driver (sqlite+aiosqlite, postgresql+asyncpg)"
+                "use a driver SQLAlchemy knows (sqlite+aiosqlite, postgresql+asyncpg; "
+                "synchronous: sqlite, postgresql+psycopg, postgresql+psycopg2)"
             ) from None
 
     @staticmethod
@@ -244,13 +255,18 @@ class DatabaseService(Service):
         else:
             options["echo"] = True
 
-    async def _dispose(self, engine: AsyncEngine, *, grace_ends: float | None = None) -> None:
+    async def _dispose(
+        self, engine: AsyncEngine | Engine, *, grace_ends: float | None = None
+    ) -> None:
         """Close the pool's connections; past a cancellation, shielded until ``grace_ends``."""
         self._engine = self._sessions = None
         self._stopped = True
         shielded = grace_ends is not None
         with anyio.CancelScope(deadline=grace_ends or math.inf, shield=shielded):
-            await engine.dispose()
+            if _is_async(engine):
+                await engine.dispose()
+            else:  # a blocking close of every connection: in a thread, abandoned past the grace
+                await anyio.to_thread.run_sync(engine.dispose, abandon_on_cancel=True)
             self._log.info("database pool disposed")
             return
         self._log.error(
@@ -332,20 +348,65 @@ class _CheckedOut:
             self._none_left.clear()
             await self._none_left.wait()
 
-    async def close_all(self, log: Logger) -> None:
+    async def close_all(self, log: Logger, *, in_thread: bool = False) -> None:
         """Close every connection still checked out; the server rolls its transaction back.
 
         Each closes the way SQLAlchemy closes an invalidated connection: gracefully, and at once
         (the driver's terminate) if that fails or is cancelled. Its holder's next use raises.
+        A synchronous driver's close blocks: it runs in a worker thread (``in_thread``).
         """
         from sqlalchemy.util import greenlet_spawn
 
         entries = list(self._entries)
         for entry in entries:
             try:
-                await greenlet_spawn(entry.invalidate)
+                if in_thread:
+                    await anyio.to_thread.run_sync(entry.invalidate, abandon_on_cancel=True)
+                else:
+                    await greenlet_spawn(entry.invalidate)
             except Exception as exc:
                 log.error(f"could not close a checked-out connection: {type(exc).__name__}")
+
+
+def _is_async(engine: AsyncEngine | Engine) -> TypeGuard[AsyncEngine]:
+    from sqlalchemy.ext.asyncio import AsyncEngine
+
+    return isinstance(engine, AsyncEngine)
+
+
+async def _select_one(engine: AsyncEngine | Engine) -> None:
+    """``SELECT 1`` on a fresh connection; a synchronous engine's in a worker thread, abandoned
+    (left to finish on its own) if the caller is cancelled."""
+    from sqlalchemy import text
+
+    if _is_async(engine):
+        async with engine.connect() as connection:
+            await connection.execute(text("SELECT 1"))
+        return
+    sync_engine = _core(engine)
+
+    def check() -> None:
+        with sync_engine.connect() as connection:
+            connection.execute(text("SELECT 1"))
+
+    await anyio.to_thread.run_sync(check, abandon_on_cancel=True)
+
+
+def _session_factory(engine: AsyncEngine | Engine) -> Any:
+    if _is_async(engine):
+        from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+        return async_sessionmaker(engine, class_=AsyncSession, expire_on_commit=False)
+    from sqlalchemy.orm import sessionmaker
+
+    return sessionmaker(_core(engine), expire_on_commit=False)
+
+
+def _core(engine: AsyncEngine | Engine) -> Engine:
+    """The synchronous `Engine`: the engine itself, or the one an `AsyncEngine` wraps."""
+    if _is_async(engine):
+        return engine.sync_engine
+    return engine  # type: ignore[return-value]
 
 
 def _safe(text: str) -> str:

@@ -12,9 +12,10 @@ async def test_orders(tmp_path):
 ```
 
 `run_app` starts the application (real services, real loop), hands back a `Harness` with an HTTP
-client bound to the app's `HttpService` (in-process, no socket needed), an `EventSpy`, and checks
-for leaks once everything has stopped: tasks still running, database connections still checked
-out, sockets still listening. A leak fails the test with the names of what leaked.
+client bound to the app's `HttpService` (through its real socket, so responses stream; or
+in-process), websocket connections, an `EventSpy`, and checks for leaks once everything has
+stopped: tasks still running, database connections still checked out, sockets still listening. A
+leak fails the test with the names of what leaked. The container is unwired after the stop.
 """
 
 from __future__ import annotations
@@ -38,6 +39,7 @@ from framework.events import (
     ServiceStopFailed,
     ServiceStopped,
 )
+from framework.wiring import unwire_container
 
 if TYPE_CHECKING:
     import httpx
@@ -88,18 +90,46 @@ class Harness(Generic[A]):
         assert self.app.lifecycle is not None, "the application is not started"
         return self.app.lifecycle.records[name].service
 
-    def client(self, service: str | None = None, **kwargs: Any) -> httpx.AsyncClient:
-        """An httpx client that calls the HTTP service in-process (health routes included).
+    def client(
+        self, service: str | None = None, *, in_process: bool = False, **kwargs: Any
+    ) -> httpx.AsyncClient:
+        """An httpx client for the HTTP service (probes included), closed by the harness.
 
-        ``service`` names the HttpService when the app has several. Closed by the harness.
+        It connects to the service's real socket, so ``client.stream(...)`` streams (an endless
+        server-sent event stream can be read line by line and left). ``in_process=True`` calls the
+        ASGI app directly instead (no socket; each response is buffered whole). ``service`` names
+        the HttpService when the app has several; ``kwargs`` go to ``httpx.AsyncClient``.
         """
         import httpx
 
         http = self._http_service(service)
-        transport = httpx.ASGITransport(app=http.asgi)
-        client = httpx.AsyncClient(transport=transport, base_url="http://testserver", **kwargs)
+        if in_process:
+            transport = httpx.ASGITransport(app=http.asgi)
+            client = httpx.AsyncClient(transport=transport, base_url="http://testserver", **kwargs)
+        else:
+            client = httpx.AsyncClient(base_url=self.url(service), **kwargs)
         self._clients.append(client)
         return client
+
+    def url(self, service: str | None = None, *, scheme: str = "http") -> str:
+        """The base URL of the HTTP service's real socket (``scheme="ws"`` for websockets)."""
+        http = self._http_service(service)
+        host = _loopback(http.settings.host)
+        return f"{scheme}://{host}:{http.port}"
+
+    def websocket(self, path: str, service: str | None = None, **kwargs: Any) -> Any:
+        """``async with harness.websocket("/ws") as ws:``: a websocket to the real socket.
+
+        A ``websockets`` client connection (``await ws.send(...)``, ``await ws.recv()``);
+        ``kwargs`` go to ``websockets.asyncio.client.connect``. Needs ``pip install websockets``.
+        """
+        try:
+            from websockets.asyncio.client import connect
+        except ImportError:
+            raise ImportError(
+                "harness.websocket() needs the websockets package: pip install websockets"
+            ) from None
+        return connect(self.url(service, scheme="ws") + path, **kwargs)
 
     def _http_service(self, name: str | None) -> Any:
         from framework.services.http import HttpService
@@ -171,6 +201,7 @@ async def run_app(
             await harness._close_clients()
         finally:
             await app.stop()
+    unwire_container(app.container)
     if check_leaks:
         await _check_leaks(app, before)
 
@@ -234,6 +265,15 @@ def _is_test_runner(task: Any) -> bool:
     """Tasks of pytest's async runners (anyio's among them), which are not the app's."""
     qualname = getattr(task.get_coro(), "__qualname__", "")
     return str(qualname).startswith("TestRunner.")
+
+
+def _loopback(host: str) -> str:
+    """Where to connect for a server bound to ``host``: loopback for a wildcard address."""
+    if host in ("0.0.0.0", ""):  # noqa: S104 (a check, not a bind)
+        return "127.0.0.1"
+    if host == "::":
+        return "[::1]"
+    return f"[{host}]" if ":" in host else host
 
 
 def _listening(host: str, port: int) -> bool:

@@ -1,0 +1,414 @@
+"""Dependency-injector wiring seen by the framework: what the wired modules inject, and unwiring.
+
+A container with a ``wiring_config`` wires its modules and packages when it is created: every
+function (and method) of those modules whose parameters carry a ``Provide[...]``, ``Provider[...]``
+or ``Closing[Provide[...]]`` marker (as a default, inside FastAPI's ``Depends(...)``, or as
+``Annotated[...]`` metadata), and every module or class attribute that is such a marker, gets the
+container's provider injected when it is called. Request handlers run inside an HTTP service, so
+the providers they inject are dependencies of that service: `wired_injections` finds them the way
+dependency-injector's own ``wire()`` does (the same members, the same marker extraction, the same
+resolution of ``Container.db``, ``"db"`` and ``"container.db"`` ids), without calling or
+instantiating anything. Importing the wired modules is fine: wiring itself does it.
+
+`unwire_container` undoes the wiring once an application has stopped, and `settings_provider_problems`
+finds the settings providers that the application could not fill.
+"""
+
+from __future__ import annotations
+
+import importlib
+import inspect
+import sys
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from types import ModuleType
+from typing import Annotated, Any, cast, get_args, get_origin
+
+from dependency_injector import providers
+from dependency_injector import wiring as di_wiring
+
+from framework.errors import GraphError
+
+__all__ = (
+    "WiredInjection",
+    "settings_provider_problems",
+    "unwire_container",
+    "uses_wiring",
+    "wired_injections",
+    "wiring_modules",
+)
+
+_CLOSING = cast("type[Any]", di_wiring.Closing)
+_MARKERS = cast("tuple[type[Any], ...]", (di_wiring.Provide, di_wiring.Provider, _CLOSING))
+
+
+@dataclass(frozen=True)
+class WiredInjection:
+    """One marker found in a wired module, and the container's provider it resolves to."""
+
+    where: str
+    """``module:qualname(parameter)`` for a parameter, ``module:qualname`` for an attribute."""
+    marker: Any
+    provider: Any
+    """The container's provider (or a provider derived from it, like ``db.provided.engine``)."""
+
+
+def uses_wiring(cls: object) -> bool:
+    """Whether instances of ``cls`` run wired code: every ``HttpService``, and any class that
+    sets ``uses_wiring = True``."""
+    if not isinstance(cls, type):
+        return False
+    flag = getattr(cls, "uses_wiring", None)
+    if flag is not None:
+        return bool(flag)
+    http = sys.modules.get("framework.services.http")  # not imported: nothing can subclass it
+    return http is not None and issubclass(cls, http.HttpService)
+
+
+def wiring_modules(container: Any) -> list[ModuleType]:
+    """The modules named by the container's ``wiring_config``, packages walked (and imported) as
+    dependency-injector's ``wire()`` walks them.
+
+    ``container`` is a container instance or a ``DeclarativeContainer`` class. Relative names
+    (``".endpoints"``) are resolved against ``from_package``, else the container's own package.
+    A name that cannot be imported raises `GraphError` naming it.
+    """
+    config = getattr(container, "wiring_config", None)
+    if config is None or not (config.modules or config.packages):
+        return []
+    parent = getattr(container, "declarative_parent", None) or container
+    base = config.from_package
+    if base is None:
+        owner = sys.modules.get(getattr(parent, "__module__", ""), None)
+        base = getattr(owner, "__package__", None)
+    found: dict[str, ModuleType] = {}
+    for module in _imported(config.modules, base, parent):
+        found.setdefault(module.__name__, module)
+    for package in _imported(config.packages, base, parent):
+        for module in _walk_package(package):
+            found.setdefault(module.__name__, module)
+    return list(found.values())
+
+
+def wired_injections(container: Any) -> list[WiredInjection]:
+    """Every marker in the container's wired modules that resolves to one of its providers.
+
+    Markers that do not resolve (a name the container does not have) are skipped, as
+    dependency-injector skips them when it wires.
+    """
+    resolver = di_wiring.ProvidersMap(_as_instance_like(container))
+    out: list[WiredInjection] = []
+    for module in wiring_modules(container):
+        for where, marker in _markers_of_module(module):
+            if isinstance(marker, _CLOSING):
+                inner = marker.provider
+                marker = inner if isinstance(inner, _MARKERS) else marker
+            try:
+                provider = resolver.resolve_provider(marker.provider, marker.modifier)
+            except Exception:  # a modifier that cannot apply: wiring would skip it too
+                provider = None
+            if provider is not None:
+                out.append(WiredInjection(where, marker, provider))
+    return out
+
+
+def unwire_container(container: Any) -> list[str]:
+    """Unwire the modules that are still wired to ``container``; returns their names.
+
+    Wiring is global to a module: a module wired by ``container`` and wired again since by another
+    container (a second application, a test's own container) is left alone, so stopping one
+    application never breaks another. Call it after the last service has stopped.
+    """
+    modules: dict[str, ModuleType] = {}
+    for module in getattr(container, "wired_to_modules", ()):
+        modules.setdefault(module.__name__, module)
+    for package in getattr(container, "wired_to_packages", ()):
+        for module in _walk_package(package, import_new=False):
+            modules.setdefault(module.__name__, module)
+    mine = _provider_ids(container)
+    unwired = [m for name, m in modules.items() if _wired_to(m, mine)]
+    if unwired:
+        di_wiring.unwire(modules=unwired)
+    for attribute in ("wired_to_modules", "wired_to_packages"):
+        wired = getattr(container, attribute, None)
+        if isinstance(wired, list):
+            wired.clear()
+    return [m.__name__ for m in unwired]
+
+
+def settings_provider_problems(
+    container_class: Any, settings_class: type[Any] | None = None
+) -> list[str]:
+    """Settings providers the application cannot fill, each with what to do about it.
+
+    The application fills only a provider named ``settings``, with the loaded settings object:
+    a ``providers.Configuration`` named ``settings`` would be silently replaced by an object it
+    does not expect, and a ``providers.Dependency(instance_of=Settings)`` under another name (or
+    an unfilled ``Configuration`` used by a service) would fail only when the service is created.
+    """
+    from framework.discovery import service_providers
+    from framework.settings import Settings
+
+    settings_class = settings_class or Settings
+    name = getattr(container_class, "__name__", type(container_class).__name__)
+    all_providers = dict(container_class.providers)
+    problems: list[str] = []
+    own = all_providers.get("settings")
+    fix = "settings = providers.Dependency(instance_of=Settings)"
+    if isinstance(own, providers.Configuration):
+        problems.append(
+            f"{name}.settings is a providers.Configuration, but the application fills the "
+            f"provider named 'settings' with its {settings_class.__name__} object (attribute "
+            f"access, not a dict): declare {fix} and use settings.provided.<section>, or rename "
+            "the Configuration and load it yourself"
+        )
+    elif (
+        isinstance(own, providers.Dependency)
+        and isinstance(own.instance_of, type)
+        and not issubclass(settings_class, own.instance_of)
+    ):
+        problems.append(
+            f"{name}.settings expects {own.instance_of.__name__}, but the application loads "
+            f"{settings_class.__name__}: set the application's settings_class to it, or "
+            f"declare settings = providers.Dependency(instance_of={settings_class.__name__})"
+        )
+    for other, provider in all_providers.items():
+        if other == "settings":
+            continue
+        if isinstance(provider, providers.Dependency) and _is_settings(provider.instance_of):
+            problems.append(
+                f"{name}.{other} expects the settings, but the application fills only a "
+                f"provider named 'settings': rename {other!r} to 'settings'"
+            )
+    if own is None:
+        problems += _unfilled_configurations(
+            name, all_providers, service_providers(container_class)
+        )
+    return problems
+
+
+# -- finding markers --------------------------------------------------------------------------
+
+
+def _markers_of_module(module: ModuleType) -> Iterator[tuple[str, Any]]:
+    prefix = module.__name__
+    for attr, member in _members(module):
+        if di_wiring.is_excluded_from_inspect(member):
+            continue
+        if isinstance(member, _MARKERS):
+            yield f"{prefix}:{attr}", member
+        elif _is_function_like(member):
+            yield from _markers_of_callable(f"{prefix}:{attr}", member)
+        elif inspect.isclass(member):
+            for name, inner in _members(member):
+                where = f"{prefix}:{member.__qualname__}.{name}"
+                if isinstance(inner, _MARKERS):
+                    yield where, inner
+                elif _is_function_like(inner) or inspect.ismethod(inner):
+                    yield from _markers_of_callable(where, inner)
+
+
+def _markers_of_callable(where: str, fn: Any) -> Iterator[tuple[str, Any]]:
+    try:
+        signature = inspect.signature(fn)
+    except (ValueError, TypeError):
+        return
+    for name, parameter in signature.parameters.items():
+        marker = _extract_marker(parameter)
+        if marker is not None:
+            yield f"{where}({name})", marker
+
+
+def _extract_marker(parameter: inspect.Parameter) -> Any:
+    """As dependency-injector extracts it: ``Annotated`` metadata, else the default; each
+    candidate unwrapped from ``Depends(...)`` (and the other registered extractors)."""
+    annotation = parameter.annotation
+    origin: Any = get_origin(annotation)
+    if origin is Annotated:
+        candidates: Iterable[Any] = get_args(annotation)[1:]
+    else:
+        candidates = (parameter.default,)
+    for candidate in candidates:
+        for extract in di_wiring.MARKER_EXTRACTORS:
+            found = extract(candidate)
+            if found:
+                candidate = found
+                break
+        if isinstance(candidate, _MARKERS):
+            return candidate
+    return None
+
+
+def _members(obj: Any) -> list[tuple[str, Any]]:
+    """Members and ``Annotated[..., Provide[...]]`` annotations, as wiring lists them."""
+    try:
+        members = inspect.getmembers(obj)
+    except Exception:  # an object whose attributes raise: wiring skips it too
+        return []
+    try:
+        annotations: dict[str, Any] = inspect.get_annotations(obj)
+    except Exception:
+        annotations = {}
+    for name, annotation in annotations.items():
+        origin: Any = get_origin(annotation)
+        if origin is Annotated:
+            markers = [a for a in get_args(annotation)[1:] if isinstance(a, _MARKERS)]
+            members += [(name, markers[0])] if markers else []
+    return members
+
+
+def _is_function_like(obj: Any) -> bool:
+    return inspect.isfunction(obj) or inspect.iscoroutinefunction(obj) or inspect.ismethod(obj)
+
+
+# -- modules ----------------------------------------------------------------------------------
+
+
+def _imported(names: Iterable[Any], base: str | None, parent: Any) -> Iterator[ModuleType]:
+    for item in names:
+        if isinstance(item, ModuleType):
+            yield item
+            continue
+        try:
+            yield importlib.import_module(str(item), base)
+        except Exception as exc:
+            owner = getattr(parent, "__name__", "the container")
+            raise GraphError(
+                f"{owner}.wiring_config names {item!r}, which cannot be imported "
+                f"({type(exc).__name__}: {exc}); fix the module name (relative names resolve "
+                f"against {base or 'no package'})"
+            ) from None
+
+
+def _walk_package(package: ModuleType, *, import_new: bool = True) -> list[ModuleType]:
+    modules = [package]
+    path = getattr(package, "__path__", None)
+    if path is None:
+        return modules
+    import pkgutil
+
+    for info in pkgutil.walk_packages(path, prefix=package.__name__ + "."):
+        module = sys.modules.get(info.name)
+        if module is None and import_new:
+            module = importlib.import_module(info.name)
+        if module is not None:
+            modules.append(module)
+    return modules
+
+
+# -- containers -------------------------------------------------------------------------------
+
+
+class _ClassView:
+    """A ``DeclarativeContainer`` class seen as ``ProvidersMap`` sees an instance: markers name
+    the class's own providers, so each maps to itself."""
+
+    def __init__(self, container_class: Any) -> None:
+        self.providers = dict(container_class.providers)
+        self.__self__ = container_class.__self__
+        self.declarative_parent = None
+        self._class = container_class
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._class, name)
+
+
+def _as_instance_like(container: Any) -> Any:
+    return _ClassView(container) if isinstance(container, type) else container
+
+
+def _provider_ids(container: Any) -> set[int]:
+    """Every provider of the container, and everything reachable from them."""
+    seen: set[int] = set()
+    stack = list(getattr(container, "providers", {}).values())
+    while stack:
+        provider = stack.pop()
+        if id(provider) in seen:
+            continue
+        seen.add(id(provider))
+        stack.extend(getattr(provider, "related", ()))
+    return seen
+
+
+def _wired_to(module: ModuleType, mine: set[int]) -> bool:
+    """Whether the module's injections are bound to providers of this container."""
+    registry = di_wiring._patched_registry
+    for fn in registry.get_callables_from_module(module):
+        patched = registry.get_callable(fn)
+        for provider in getattr(patched, "injections", {}).values():
+            if _reaches(provider, mine):
+                return True
+    for attribute in registry.get_attributes_from_module(module):
+        value = getattr(attribute.member, attribute.name, None)
+        if isinstance(value, providers.Provider) and _reaches(value, mine):
+            return True
+    return False
+
+
+def _reaches(provider: Any, mine: set[int]) -> bool:
+    seen: set[int] = set()
+    stack = [provider]
+    while stack:
+        p = stack.pop()
+        if id(p) in mine:
+            return True
+        if id(p) in seen:
+            continue
+        seen.add(id(p))
+        stack.extend(getattr(p, "related", ()))
+    return False
+
+
+def _reads(start: Any, config: Any) -> bool:
+    """Whether ``config`` (a Configuration) or one of its options is reachable from ``start``."""
+    seen: set[int] = set()
+    stack = [start]
+    while stack:
+        p = stack.pop()
+        if id(p) in seen:
+            continue
+        seen.add(id(p))
+        if p is config or (
+            isinstance(p, providers.ConfigurationOption) and p._get_root() is config
+        ):
+            return True
+        stack.extend(getattr(p, "related", ()))
+    return False
+
+
+def _is_settings(kind: Any) -> bool:
+    from framework.settings import Settings
+
+    return isinstance(kind, type) and issubclass(kind, Settings)
+
+
+def _unfilled_configurations(
+    name: str, all_providers: dict[str, Any], services: dict[str, Any]
+) -> list[str]:
+    """``Configuration`` providers that services read, in a container without ``settings``."""
+    problems = []
+    for other, provider in all_providers.items():
+        if not isinstance(provider, providers.Configuration) or _filled(provider):
+            continue
+        used_by = sorted(s for s, p in services.items() if _reads(p, provider))
+        if used_by:
+            problems.append(
+                f"{name}.{other} is a providers.Configuration that nothing fills, read by "
+                f"service(s) {', '.join(used_by)}; the application fills only a provider named "
+                "'settings': declare settings = providers.Dependency(instance_of=Settings) and "
+                "use settings.provided.<section>"
+            )
+    return problems
+
+
+def _filled(config: Any) -> bool:
+    """A Configuration with a source of its own (files, pydantic settings, a default, overrides)."""
+    sources = (
+        config.get_yaml_files(),
+        config.get_ini_files(),
+        config.get_json_files(),
+        config.get_pydantic_settings(),
+        config.get_default(),
+        config.overridden,
+    )
+    return any(sources)

@@ -1,0 +1,1 @@
+"""A package named in ``wiring_config.packages``: its submodules are wired too."""
