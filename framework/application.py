@@ -56,6 +56,7 @@ from framework.systemd import WORKER_ENV, Notifier, notify_lifecycle, watchdog_l
 from framework.timeouts import service_bounds
 from framework.timing import FORCED_EXIT_AFTER, HARD_EXIT_MARGIN, LEFT_BEHIND_EXIT_AFTER
 from framework.watchdog import Watchdog
+from framework.wiring import unwire_container
 
 __all__ = ("Application", "RunState", "ShutdownRequest")
 
@@ -169,6 +170,9 @@ class Application:
         layers = max(self.graph.layer.values(), default=-1) + 1
         name, env = type(self).__name__, self.loaded.env
         runner_log().info(messages.starting(name, len(self.graph), layers, env))
+        runner_log().info(messages.config_files(self.loaded.files))
+        for warning in self.loaded.warnings:
+            runner_log().warning(warning)
         try:
             lifecycle = self.lifecycle = self._make_lifecycle()
             freeze_heap()  # the container and services live as long as the app: no GC pass over them
@@ -297,6 +301,8 @@ class Application:
             # a startup that failed before the engine ran has no ShutdownFinished to follow
             if self.readiness.state is not AppState.STOPPED:
                 self.readiness.set_state(AppState.STOPPED)
+            # after the last stop: never leave modules wired to a stopped container
+            unwire_container(self.container)
             self._report()
             if self._log is not None:
                 log, self._log = self._log, None

@@ -21,6 +21,8 @@ import click
 from framework import launch
 from framework.application import Application
 from framework.budget import check_budget
+from framework.config import load_settings, parse_override
+from framework.discovery import service_providers
 from framework.errors import ConfigError, TargetError
 from framework.exitcode import ExitCode
 from framework.launch import app_options, build, guard, run_application, run_options
@@ -99,6 +101,21 @@ def check(
     grace_period: float | None,
 ) -> None:
     """Validate configuration, graph and shutdown budget; print the start order. Starts nothing."""
+    cls = guard(lambda: load_target(target))
+    overrides = dict(parse_override(s) for s in sets)
+    # as `run` would load them, and an --env without its file is an error here, not a warning
+    loaded = guard(
+        lambda: load_settings(
+            cls.settings_class,
+            config_dir=config_dir,
+            env=env,
+            overrides=overrides,
+            services=list(service_providers(cls.container_class)),
+            require_env_file=True,
+        )
+    )
+    for warning in loaded.warnings:
+        click.echo(f"warning: {warning}", err=True)
     app = _build(target, config_dir, env, sets)
     for n, layer in enumerate(app.graph.layers()):
         click.echo(f"{n}: {' '.join(layer)}")

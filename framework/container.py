@@ -17,10 +17,11 @@ from dependency_injector.errors import NonCopyableArgumentError
 
 from framework import messages
 from framework._heap import gc_paused
-from framework.errors import FrameworkError, StartupError
+from framework.errors import FrameworkError, GraphError, StartupError
 from framework.graph import DependencyGraph
 from framework.service import Service
 from framework.settings import Settings
+from framework.settings_provider import settings_provider_problems
 
 __all__ = ("build_container", "create_services")
 
@@ -28,14 +29,29 @@ __all__ = ("build_container", "create_services")
 def build_container(
     container_class: type[containers.DeclarativeContainer], settings: Settings
 ) -> containers.DeclarativeContainer:
-    """An instance of ``container_class`` whose ``settings`` provider (if any) gives ``settings``."""
+    """An instance of ``container_class`` whose ``settings`` provider (if any) gives ``settings``.
+
+    Raises `GraphError` (nothing started, exit 78) for a settings provider the application cannot
+    fill and for a ``wiring_config`` module that cannot be imported.
+    """
+    problems = settings_provider_problems(container_class, type(settings))
+    if problems:
+        raise GraphError("; ".join(problems))
+    name = container_class.__name__
     try:
-        with gc_paused():  # the class's providers are deep-copied: a few objects per provider
+        # the class's providers are deep-copied (a few objects per provider, no garbage), and the
+        # container wires itself when it has a wiring_config
+        with gc_paused():
             container = container_class()
     except NonCopyableArgumentError as exc:
         raise FrameworkError(
-            f"{container_class.__name__}: {exc}; wrap the object in providers.Object(...) "
+            f"{name}: {exc}; wrap the object in providers.Object(...) "
             "(dependency-injector copies plain arguments when it creates the container)"
+        ) from None
+    except ImportError as exc:
+        raise GraphError(
+            f"{name}.wiring_config: cannot import {exc.name or exc}: {exc}; name modules that "
+            "exist (relative names need the container's own package)"
         ) from None
     if "settings" in container.providers:
         container.settings.override(providers.Object(settings))

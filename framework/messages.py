@@ -8,6 +8,8 @@ own lines (logger ``framework.application``), whichever module writes them. The 
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from framework.events import (
@@ -37,6 +39,7 @@ __all__ = (
     "ROLLBACK_OUTLIVED",
     "RUNNER_LOGGER",
     "SHUTDOWN_OUTLIVED",
+    "config_files",
     "crashed",
     "error_text",
     "exiting_now",
@@ -93,6 +96,12 @@ def starting(app: str, services: int, layers: int, env: str | None) -> str:
     return f"starting {app}: {services} service(s) in {layers} layer(s)" + (
         f", env {env}" if env else ""
     )
+
+
+def config_files(files: Sequence[Path]) -> str:
+    if not files:
+        return "configuration: no file read (field defaults, .env, environment and overrides)"
+    return "configuration read from " + ", ".join(str(f) for f in files)
 
 
 def not_created(name: str, error: BaseException) -> str:

@@ -10,8 +10,7 @@ dependency-injector's own ``wire()`` does (the same members, the same marker ext
 resolution of ``Container.db``, ``"db"`` and ``"container.db"`` ids), without calling or
 instantiating anything. Importing the wired modules is fine: wiring itself does it.
 
-`unwire_container` undoes the wiring once an application has stopped, and `settings_provider_problems`
-finds the settings providers that the application could not fill.
+`unwire_container` undoes the wiring once an application has stopped.
 """
 
 from __future__ import annotations
@@ -31,7 +30,6 @@ from framework.errors import GraphError
 
 __all__ = (
     "WiredInjection",
-    "settings_provider_problems",
     "unwire_container",
     "uses_wiring",
     "wired_injections",
@@ -134,57 +132,6 @@ def unwire_container(container: Any) -> list[str]:
         if isinstance(wired, list):
             wired.clear()
     return [m.__name__ for m in unwired]
-
-
-def settings_provider_problems(
-    container_class: Any, settings_class: type[Any] | None = None
-) -> list[str]:
-    """Settings providers the application cannot fill, each with what to do about it.
-
-    The application fills only a provider named ``settings``, with the loaded settings object:
-    a ``providers.Configuration`` named ``settings`` would be silently replaced by an object it
-    does not expect, and a ``providers.Dependency(instance_of=Settings)`` under another name (or
-    an unfilled ``Configuration`` used by a service) would fail only when the service is created.
-    """
-    from framework.discovery import service_providers
-    from framework.settings import Settings
-
-    settings_class = settings_class or Settings
-    name = getattr(container_class, "__name__", type(container_class).__name__)
-    all_providers = dict(container_class.providers)
-    problems: list[str] = []
-    own = all_providers.get("settings")
-    fix = "settings = providers.Dependency(instance_of=Settings)"
-    if isinstance(own, providers.Configuration):
-        problems.append(
-            f"{name}.settings is a providers.Configuration, but the application fills the "
-            f"provider named 'settings' with its {settings_class.__name__} object (attribute "
-            f"access, not a dict): declare {fix} and use settings.provided.<section>, or rename "
-            "the Configuration and load it yourself"
-        )
-    elif (
-        isinstance(own, providers.Dependency)
-        and isinstance(own.instance_of, type)
-        and not issubclass(settings_class, own.instance_of)
-    ):
-        problems.append(
-            f"{name}.settings expects {own.instance_of.__name__}, but the application loads "
-            f"{settings_class.__name__}: set the application's settings_class to it, or "
-            f"declare settings = providers.Dependency(instance_of={settings_class.__name__})"
-        )
-    for other, provider in all_providers.items():
-        if other == "settings":
-            continue
-        if isinstance(provider, providers.Dependency) and _is_settings(provider.instance_of):
-            problems.append(
-                f"{name}.{other} expects the settings, but the application fills only a "
-                f"provider named 'settings': rename {other!r} to 'settings'"
-            )
-    if own is None:
-        problems += _unfilled_configurations(
-            name, all_providers, service_providers(container_class)
-        )
-    return problems
 
 
 # -- finding markers --------------------------------------------------------------------------
@@ -357,58 +304,3 @@ def _reaches(provider: Any, mine: set[int]) -> bool:
         seen.add(id(p))
         stack.extend(getattr(p, "related", ()))
     return False
-
-
-def _reads(start: Any, config: Any) -> bool:
-    """Whether ``config`` (a Configuration) or one of its options is reachable from ``start``."""
-    seen: set[int] = set()
-    stack = [start]
-    while stack:
-        p = stack.pop()
-        if id(p) in seen:
-            continue
-        seen.add(id(p))
-        if p is config or (
-            isinstance(p, providers.ConfigurationOption) and p._get_root() is config
-        ):
-            return True
-        stack.extend(getattr(p, "related", ()))
-    return False
-
-
-def _is_settings(kind: Any) -> bool:
-    from framework.settings import Settings
-
-    return isinstance(kind, type) and issubclass(kind, Settings)
-
-
-def _unfilled_configurations(
-    name: str, all_providers: dict[str, Any], services: dict[str, Any]
-) -> list[str]:
-    """``Configuration`` providers that services read, in a container without ``settings``."""
-    problems = []
-    for other, provider in all_providers.items():
-        if not isinstance(provider, providers.Configuration) or _filled(provider):
-            continue
-        used_by = sorted(s for s, p in services.items() if _reads(p, provider))
-        if used_by:
-            problems.append(
-                f"{name}.{other} is a providers.Configuration that nothing fills, read by "
-                f"service(s) {', '.join(used_by)}; the application fills only a provider named "
-                "'settings': declare settings = providers.Dependency(instance_of=Settings) and "
-                "use settings.provided.<section>"
-            )
-    return problems
-
-
-def _filled(config: Any) -> bool:
-    """A Configuration with a source of its own (files, pydantic settings, a default, overrides)."""
-    sources = (
-        config.get_yaml_files(),
-        config.get_ini_files(),
-        config.get_json_files(),
-        config.get_pydantic_settings(),
-        config.get_default(),
-        config.overridden,
-    )
-    return any(sources)

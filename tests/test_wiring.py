@@ -13,13 +13,9 @@ from dependency_injector import containers, providers
 from framework import Application, Service, Settings
 from framework.discovery import discover_graph, service_providers, wired_edges
 from framework.services import HttpService
+from framework.settings_provider import settings_provider_problems
 from framework.testing import run_app
-from framework.wiring import (
-    settings_provider_problems,
-    unwire_container,
-    uses_wiring,
-    wired_injections,
-)
+from framework.wiring import unwire_container, uses_wiring, wired_injections
 from tests._process import REPO, run_cli
 from tests.wired import app as wired_app
 from tests.wired import by_string
