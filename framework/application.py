@@ -314,13 +314,16 @@ class Application:
                 self._stopped.set()
 
     def _report(self) -> None:
-        entries = timeline(self.lifecycle) if self.lifecycle is not None else []
+        records = list(self.lifecycle) if self.lifecycle is not None else []
         reason = self._requested.reason if self._requested else ""
         code = int(self.exit_code if self.exit_code is not None else ExitCode.FAILURE)
-        runner_log().bind(exit_code=code).info(render_timeline(entries) + f"\nexit code {code}")
+        # lazy: with no sink at INFO, the table (a line per service) is never built
+        runner_log().bind(exit_code=code).opt(lazy=True).info(
+            "{}", lambda: render_timeline(timeline(records)) + f"\nexit code {code}"
+        )
         if self.report_path is not None:
             try:
-                write_report(self.report_path, entries, code, reason)
+                write_report(self.report_path, timeline(records), code, reason)
             except OSError as exc:
                 runner_log().error(messages.report_not_written(self.report_path, exc))
 
