@@ -191,12 +191,13 @@ def run(quick: bool) -> Result:
 
 
 MISS = (
-    "Profiled (py-spy on the server under wrk, and the front app timed alone in-process with a "
-    "new task per request, as uvicorn runs each request). The front app (probes, metrics hook, "
-    "drain tracking) tracks each request by its asyncio task, about 1.6 µs per request of about "
-    "110 µs in all at 9,000 req/s; with a new `anyio.CancelScope` per request it was 8.5 µs and "
-    "about 0.91 here. Served without the front app, the same server is level with bare uvicorn "
-    "within this machine's noise, and the per-round ratios of this figure range 0.6-1.1 from "
-    "round to round: the remaining gap is below what two shared cores can resolve. What would "
-    "settle it: a quiet machine, or wrk on a core of its own."
+    "On this branch the application's event loop is still plain asyncio: HttpService serves "
+    "with httptools on asyncio, uvicorn[standard] on uvloop; running the application on "
+    "uvloop (`http.loop` auto) comes with the HTTP service's own change, and this figure is "
+    "to be read again once it is merged. With the access log on at WARNING, `uvicorn.access` "
+    "no longer has handlers, so no access record (client address, path, status) is formatted "
+    "at all, where bare uvicorn at `--log-level warning` formats each before its logger drops "
+    "it. The front app (probes, drain tracking) costs about 1.6 µs per request (profiled "
+    "earlier). The two cores were shared with other test suites during this run (load average "
+    "6-9): per-round ratios range widely."
 )
