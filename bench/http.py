@@ -41,6 +41,11 @@ SERVERS: dict[str, str] = {
     "ours_h11": "HttpService, `http.http=h11`, `http.loop=asyncio`, `http.access_log=false`",
     "uvicorn_h11": "bare uvicorn, `--http h11 --loop asyncio --no-access-log`",
 }
+BASELINES = {
+    "uvicorn_std": "uvicorn[standard], `--no-access-log`",
+    "uvicorn_log": "uvicorn[standard], `--log-level warning`",
+    "uvicorn_h11": "bare uvicorn, h11, asyncio",
+}
 PAIRS = (
     ("ours_std", "uvicorn_std", "uvicorn[standard], access log off"),
     ("ours_log", "uvicorn_log", "uvicorn[standard], defaults, log level WARNING"),
@@ -103,7 +108,7 @@ def _figure(ours_name: str, base_name: str, label: str, measured: Measured) -> F
         "req/s",
         median(ours),
         median(base),
-        base_name.replace("_", " "),
+        BASELINES[base_name],
         f"≥ {GOAL}{TIMES}",
         ratio=median([o / b for o, b in zip(ours, base, strict=True)]),
         runs=ours,
