@@ -43,12 +43,14 @@ from framework.errors import ConfigError, FrameworkError, StartupError
 from framework.events import Bound, Event, EventBus, EventHandler, Outcome, RollingBack
 from framework.exitcode import ExitCode
 from framework.graph import DependencyGraph
+from framework.health import HealthPoller
 from framework.lifecycle import Lifecycle
 from framework.logs import LogSink, setup_logging
 from framework.messages import log_event, runner_log
 from framework.readiness import AppState, Readiness
 from framework.readiness_events import follow_lifecycle
 from framework.report import render_timeline, timeline, write_report
+from framework.restart import RestartPolicy
 from framework.service import Service
 from framework.settings import Settings
 from framework.signals import watch_signals
@@ -127,6 +129,7 @@ class Application:
         self._stopped: anyio.Event | None = None
         self._loop: tuple[anyio.lowlevel.EventLoopToken, int] | None = None  # token, thread
         self._watchdog: Watchdog | None = None  # inside run(): the process is ours to end
+        self.health_poller: HealthPoller | None = None  # while running: each service's health()
 
     # -- configuration --------------------------------------------------------------------------
 
@@ -192,6 +195,7 @@ class Application:
             await self._finish(ExitCode.FAILURE)
             raise
         self.state = RunState.RUNNING
+        self.health_poller = HealthPoller.polling(lifecycle, self.bus, self.settings.lifecycle)
         if self._requested is not None:  # requested while the last service was starting
             self._shutdown.set()
 
@@ -209,6 +213,7 @@ class Application:
             shutdown_timeout=Bound(lc.shutdown_timeout, "lifecycle.shutdown_timeout"),
             on_crash=self._on_crash,
             bus=self.bus,
+            restart={n: RestartPolicy.from_settings(self.settings.service(n)) for n in services},
         )
         for name, service in services.items():
             attach = getattr(service, "_framework_attach", None)
@@ -220,8 +225,8 @@ class Application:
         if self.lifecycle is None:
             return {}
         return {
-            name: ServiceView(rec.service.state, rec.start_duration, rec.stop_duration)
-            for name, rec in self.lifecycle.records.items()
+            name: ServiceView(r.service.state, r.start_duration, r.stop_duration, len(r.restarts))
+            for name, r in self.lifecycle.records.items()
         }
 
     def _on_crash(self, name: str, error: BaseException) -> None:
@@ -349,7 +354,9 @@ class Application:
         if notifier.enabled:  # systemd, or the framework's supervisor for a worker
             self.bus.subscribe(notify_lifecycle(notifier))
         try:
-            code = anyio.run(self._main, notifier, backend=backend or self.backend)
+            backend = backend or self.backend
+            options = self._backend_options(backend)
+            code = anyio.run(self._main, notifier, backend=backend, backend_options=options)
         finally:
             watchdog.disarm()
         if self._left_behind():
@@ -357,6 +364,15 @@ class Application:
             # the logs are flushed already, so end the process if it is still here shortly
             watchdog.exit_later(LEFT_BEHIND_EXIT_AFTER, code)
         return code
+
+    def _backend_options(self, backend: str) -> dict[str, Any]:
+        """On asyncio, uvloop when ``http.loop`` allows it (uvicorn serves on this loop)."""
+        if backend != "asyncio":
+            return {}
+        from framework.services.http._loop import loop_factory
+
+        factory = loop_factory(self.settings.http.loop)
+        return {"loop_factory": factory} if factory is not None else {}
 
     def _left_behind(self) -> bool:
         """Whether a stop was given up on (timed out, or cancelled by force) and may still run."""

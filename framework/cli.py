@@ -1,7 +1,8 @@
 """The ``framework`` command: run, check, config show, graph, new.
 
 Every user mistake (bad target, bad configuration, a dependency cycle) is one clear message on
-stderr and exit 78, never a traceback.
+stderr and exit 78, never a traceback. What a command prints passes through
+`framework.secrets.mask`, which knows the loaded settings' secrets.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from framework.discovery import service_providers
 from framework.errors import ConfigError, TargetError
 from framework.exitcode import ExitCode
 from framework.launch import app_options, build, guard, run_application, run_options
+from framework.secrets import mask
 from framework.timeouts import stop_seconds
 
 __all__ = ("cli", "load_target", "main", "run_application")
@@ -123,7 +125,7 @@ def check(
     stop_bounds = stop_seconds(app.graph.order, classes, app.settings)
     warnings = check_budget(app.settings.lifecycle, app.graph, stop_bounds, grace_period)
     for warning in warnings:
-        click.echo(f"warning: {warning}", err=True)
+        click.echo(mask(f"warning: {warning}"), err=True)
     if warnings and strict:
         sys.exit(ExitCode.CONFIG)
 
@@ -145,11 +147,11 @@ def config_show(
     items = list(app.loaded.items())
     if fmt == "json":
         payload = {key: {"value": value, "source": str(source)} for key, value, source in items}
-        click.echo(json.dumps(payload, indent=2, default=str))
+        click.echo(mask(json.dumps(payload, indent=2, default=str)))
         return
     width = max((len(key) for key, _, _ in items), default=0)
     for key, value, source in items:
-        click.echo(f"{key:<{width}}  {json.dumps(value, default=str):<24}  {source}")
+        click.echo(mask(f"{key:<{width}}  {json.dumps(value, default=str):<24}  {source}"))
 
 
 @config.command("defaults")

@@ -20,6 +20,9 @@ __all__ = (
     "Phase",
     "RollingBack",
     "ServiceCrashed",
+    "ServiceHealthChanged",
+    "ServiceRestarted",
+    "ServiceRestarting",
     "ServiceStartFailed",
     "ServiceStarted",
     "ServiceStarting",
@@ -112,6 +115,38 @@ class ServiceCrashed:
 
 
 @dataclass(frozen=True)
+class ServiceRestarting:
+    """A service's ``run()`` raised (or its restart's ``start()`` failed) and its restart policy
+    allows another go: it is stopped, and started again after ``backoff`` seconds.
+
+    ``attempt`` counts the restarts of this service since the application started (1 for the first).
+    """
+
+    service: str
+    attempt: int
+    backoff: float
+    error: BaseException
+
+
+@dataclass(frozen=True)
+class ServiceRestarted:
+    """A restarted service's ``start()`` returned: its ``run()`` is resumed."""
+
+    service: str
+    attempt: int
+    duration: float
+
+
+@dataclass(frozen=True)
+class ServiceHealthChanged:
+    """A service's ``health()`` result changed: ``healthy`` now, ``reason`` when not."""
+
+    service: str
+    healthy: bool
+    reason: str = ""
+
+
+@dataclass(frozen=True)
 class StartupFinished:
     duration: float
     ok: bool
@@ -150,6 +185,9 @@ Event = (
     | ServiceStopped
     | ServiceStopFailed
     | ServiceCrashed
+    | ServiceRestarting
+    | ServiceRestarted
+    | ServiceHealthChanged
     | StartupFinished
     | RollingBack
     | ShutdownStarted

@@ -16,6 +16,7 @@ import click
 from framework.config import parse_override
 from framework.errors import ConfigError, GraphError, TargetError
 from framework.exitcode import ExitCode
+from framework.secrets import mask, remember, secrets_of
 
 if TYPE_CHECKING:
     from framework.application import Application
@@ -71,8 +72,8 @@ def run_options(func: F) -> F:
 
 
 def fail(error: Exception) -> NoReturn:
-    """One clear line on stderr and exit 78 (a user mistake, never a traceback)."""
-    click.echo(f"error: {error}", err=True)
+    """One clear line on stderr and exit 78 (a user mistake, never a traceback); secrets masked."""
+    click.echo(f"error: {mask(str(error))}", err=True)
     sys.exit(ExitCode.CONFIG)
 
 
@@ -91,9 +92,12 @@ def build(
     sets: Sequence[str],
     **kwargs: Any,
 ) -> Application:
-    """``cls(...)`` from the app options (``--set`` values parsed)."""
+    """``cls(...)`` from the app options (``--set`` values parsed); its secrets are remembered, so
+    whatever the command prints next is masked."""
     overrides = dict(parse_override(s) for s in sets)
-    return cls(config_dir=config_dir, env=env, overrides=overrides, **kwargs)
+    app = cls(config_dir=config_dir, env=env, overrides=overrides, **kwargs)
+    remember(secrets_of(app.settings))
+    return app
 
 
 def run(

@@ -15,7 +15,9 @@ the shutdown goes on; a stop that ignores cancellation is left running once its 
 and its dependencies are stopped anyway. `force` cuts the delay and the stops short.
 
 The engine owns the ``run()`` bodies too: each is cancelled (and waited for) before its service's
-``stop()``, and any left at the end of a stop or rollback is cancelled.
+``stop()``, and any left at the end of a stop or rollback is cancelled. A body that raises is a
+crash, unless its restart policy (`framework.restart`) allows a restart: stop, backoff, start, and
+``run()`` again, all inside the body's task (so the shutdown cancels a restart like a body).
 """
 
 from __future__ import annotations
@@ -38,15 +40,22 @@ from framework.events import (
     Phase,
     RollingBack,
     ServiceCrashed,
+    ServiceRestarted,
+    ServiceRestarting,
     ServiceStarted,
     ServiceStartFailed,
     ServiceStarting,
+    ServiceStopFailed,
+    ServiceStopped,
+    ServiceStopping,
     ShutdownFinished,
     ShutdownStarted,
     StartupFinished,
 )
 from framework.graph import DependencyGraph
+from framework.messages import error_text
 from framework.records import ServiceRecord, deadline
+from framework.restart import NEVER, Restart, RestartPolicy
 from framework.service import Service, ServiceState, set_service_state
 from framework.shutdown import ReverseStop
 
@@ -97,6 +106,7 @@ class Lifecycle:
         on_event: EventHandler | None = None,
         on_crash: CrashHandler | None = None,
         bus: EventBus | None = None,
+        restart: Mapping[str, RestartPolicy] | None = None,
     ) -> None:
         if set(services) != set(graph.deps):
             raise FrameworkError("the services and the dependency graph name different services")
@@ -107,6 +117,7 @@ class Lifecycle:
                 services[name],
                 (start_bounds or {}).get(name, _START_TIMEOUT),
                 (stop_bounds or {}).get(name, _STOP_TIMEOUT),
+                restart=(restart or {}).get(name, NEVER),
             )
             for name in graph.order
         }
@@ -273,15 +284,64 @@ class Lifecycle:
         assert rec.run_done is not None
         try:
             with anyio.CancelScope() as rec.run_scope:
-                await run()  # type: ignore[misc]
-        except Exception as exc:
-            err = ServiceError(rec.name, Phase.RUN, Outcome.FAILED, cause=exc)
-            rec.errors.append(err)
-            self.emit(ServiceCrashed(rec.name, exc))
-            if self._on_crash is not None:
-                self._on_crash(rec.name, exc)
+                await self._supervise(rec, run)
         finally:
             rec.run_done.set()
+
+    async def _supervise(self, rec: ServiceRecord, run: Callable[[], object]) -> None:
+        """``run()``, restarted while its restart policy allows; a crash past that is reported."""
+        error = await _run_once(run)
+        while error is not None:
+            now = anyio.current_time()
+            backoff = rec.restart.backoff([r.at for r in rec.restarts], now)
+            if backoff is None or self.state not in _RESTARTABLE:
+                self._crashed(rec, error)
+                return
+            rec.restarts.append(Restart(now, error_text(error), backoff))
+            self.emit(ServiceRestarting(rec.name, len(rec.restarts), backoff, error))
+            error = await self._restart(rec, backoff)
+            if error is None:
+                error = await _run_once(run)
+
+    def _crashed(self, rec: ServiceRecord, error: Exception) -> None:
+        rec.errors.append(ServiceError(rec.name, Phase.RUN, Outcome.FAILED, cause=error))
+        self.emit(ServiceCrashed(rec.name, error))
+        if self._on_crash is not None:
+            self._on_crash(rec.name, error)
+
+    async def _restart(self, rec: ServiceRecord, backoff: float) -> Exception | None:
+        """Stop the service, wait ``backoff`` seconds, start it: None, or why it did not start.
+
+        A stop that fails or overruns its bound ends the restarts (that error is returned and the
+        restart budget is not asked again). Cancelled (the shutdown): the shutdown's stop follows.
+        """
+        name, service = rec.name, rec.service
+        self.emit(ServiceStopping(name))
+        set_service_state(service, ServiceState.STOPPING)
+        outcome, error, took = await _bounded(service.stop, rec.stop_bound, shield=True)
+        if outcome is not Outcome.OK:
+            set_service_state(service, ServiceState.FAILED)
+            self.emit(ServiceStopFailed(name, took, outcome, rec.stop_bound, error))
+            failed = ServiceError(name, Phase.STOP, outcome, bound=rec.stop_bound, cause=error)
+            rec.errors.append(failed)
+            rec.restart = NEVER  # a service that cannot stop cleanly is not started again
+            return failed
+        set_service_state(service, ServiceState.STOPPED)
+        self.emit(ServiceStopped(name, took))
+        rec.stopped_for_restart = True
+        await anyio.sleep(backoff)
+        rec.stopped_for_restart = False
+        self.emit(ServiceStarting(name))
+        set_service_state(service, ServiceState.STARTING)
+        outcome, error, took = await _bounded(service.start, rec.start_bound)
+        if outcome is not Outcome.OK:
+            set_service_state(service, ServiceState.FAILED)
+            self.emit(ServiceStartFailed(name, took, outcome, rec.start_bound, error))
+            return error or ServiceError(name, Phase.START, outcome, bound=rec.start_bound)
+        set_service_state(service, ServiceState.STARTED)
+        self.emit(ServiceStarted(name, took))
+        self.emit(ServiceRestarted(name, len(rec.restarts), took))
+        return None
 
     async def _roll_back(self, reason: str) -> None:
         begun = tuple(rec.name for rec in self if rec.began)
@@ -359,3 +419,31 @@ class Lifecycle:
 
     def __iter__(self) -> Iterator[ServiceRecord]:
         return iter(self.records.values())
+
+
+_RESTARTABLE = (LifecycleState.STARTING, LifecycleState.STARTED)
+
+
+async def _run_once(run: Callable[[], object]) -> Exception | None:
+    """Await ``run()``; what it raised, or None when it returned."""
+    try:
+        await run()  # type: ignore[misc]
+    except Exception as exc:
+        return exc
+    return None
+
+
+async def _bounded(
+    call: Callable[[], Coroutine[Any, Any, None]], bound: Bound, *, shield: bool = False
+) -> tuple[Outcome, Exception | None, float]:
+    """Await ``call()`` within ``bound``: its outcome, what it raised, how long it took."""
+    began = anyio.current_time()
+    outcome, error = Outcome.OK, None
+    try:
+        with anyio.CancelScope(deadline=deadline(began, bound.seconds), shield=shield) as scope:
+            await call()
+        if scope.cancelled_caught:
+            outcome = Outcome.TIMED_OUT
+    except Exception as exc:
+        outcome, error = Outcome.FAILED, exc
+    return outcome, error, anyio.current_time() - began

@@ -14,12 +14,13 @@ import json
 import logging
 import sys
 import threading
+import traceback
 from collections.abc import Callable, Iterable
 from datetime import UTC
 from types import FrameType
 from typing import TYPE_CHECKING, Any
 
-from framework.secrets import mask_text
+from framework.secrets import mask, remember
 from framework.settings import LoggingSettings
 
 if TYPE_CHECKING:
@@ -51,21 +52,43 @@ class _InterceptHandler(logging.Handler):
         )
 
 
+def _patch(record: Record) -> None:
+    """Every record, before any sink sees it: message, string fields and traceback masked.
+
+    The traceback is rendered here, once per record, into ``extra["_traceback"]`` (masked); our
+    formats write that instead of loguru's own rendering. ``record["exception"]`` itself is kept
+    for sinks an application adds (error trackers).
+    """
+    record["message"] = mask(record["message"])
+    extra = record["extra"]
+    for key, value in extra.items():
+        if isinstance(value, str):
+            extra[key] = mask(value)
+    exc = record["exception"]
+    if exc is not None:
+        lines = traceback.format_exception(exc.type, exc.value, exc.traceback) if exc.type else ()
+        extra["_traceback"] = mask("".join(lines)).rstrip("\n")
+
+
+_TEXT = "{time:YYYY-MM-DD HH:mm:ss.SSS} | {level: <8} | {extra[_line]}\n"
+
+
 def _text(record: Record) -> str:
-    extra = {k: v for k, v in record["extra"].items() if not k.startswith("_")}
-    fields = " ".join(f"{k}={v}" for k, v in extra.items() if k != "logger_name")
-    fields = f" | {fields}" if fields else ""
-    name = extra.get("logger_name") or record["name"]
-    return (
-        "{time:YYYY-MM-DD HH:mm:ss.SSS} | {level: <8} | "
-        + str(name).replace("{", "{{").replace("}", "}}")
-        + " | {message}"
-        + fields.replace("{", "{{").replace("}", "}}")
-        + "\n{exception}"
+    """``time | level | logger | message | key=value ...``, then the masked traceback if any."""
+    extra = record["extra"]
+    fields = " ".join(
+        f"{k}={_plain(v)}" for k, v in extra.items() if not k.startswith("_") and k != "logger_name"
     )
+    line = f"{extra.get('logger_name') or record['name']} | {record['message']}"
+    if fields:
+        line = f"{line} | {fields}"
+    tb = _traceback(record)
+    extra["_line"] = f"{line}\n{tb}" if tb else line
+    return _TEXT
 
 
 def _json(record: Record) -> str:
+    """One JSON object per line; ``exception`` holds the masked traceback."""
     out: dict[str, Any] = {
         "time": record["time"].astimezone(UTC).isoformat(),
         "level": record["level"].name,
@@ -74,14 +97,26 @@ def _json(record: Record) -> str:
     }
     for key, value in record["extra"].items():
         if not key.startswith("_") and key != "logger_name":
-            out[key] = value if isinstance(value, str | int | float | bool | None) else str(value)
-    if record["exception"] is not None:
-        import traceback
-
-        exc = record["exception"]
-        out["exception"] = "".join(traceback.format_exception(exc.type, exc.value, exc.traceback))
+            out[key] = _plain(value)
+    tb = _traceback(record)
+    if tb:
+        out["exception"] = tb + "\n"
     record["extra"]["_json"] = json.dumps(out, default=str)
     return "{extra[_json]}\n"
+
+
+def _plain(value: object) -> object:
+    """A field as written: strings (masked by `_patch`) and numbers as they are, others masked."""
+    return value if isinstance(value, str | int | float | bool | None) else mask(str(value))
+
+
+def _traceback(record: Record) -> str:
+    """The masked traceback `_patch` rendered (rendered now for a record it did not see)."""
+    tb: str | None = record["extra"].get("_traceback")
+    if tb is None and record["exception"] is not None:
+        _patch(record)
+        tb = record["extra"].get("_traceback")
+    return tb or ""
 
 
 class LogSink:
@@ -120,25 +155,27 @@ class LogSink:
             # keep warnings visible after shutdown, as loguru's default handler would
             global _fallback_id
             if not logger._core.handlers:  # type: ignore[attr-defined]
-                _fallback_id = logger.add(sys.stderr, level="WARNING")
+                _fallback_id = logger.add(
+                    sys.stderr, level="WARNING", format=_text, backtrace=False, diagnose=False
+                )
 
 
 def setup_logging(settings: LoggingSettings, secrets: Iterable[str] = ()) -> LogSink:
-    """Configure loguru from ``settings``; mask every string in ``secrets`` in every record."""
+    """Configure loguru from ``settings``; mask every string in ``secrets`` in every record.
+
+    ``secrets`` are remembered process-wide (`framework.secrets.remember`): the report and CLI
+    errors mask them too.
+    """
     from loguru import logger
 
-    masked = {s for s in secrets if s}
-
-    def patch(record: Record) -> None:
-        record["message"] = mask_text(record["message"], masked)
-
+    remember(secrets)
     global _fallback_id
     for default in (0, _fallback_id):  # loguru's default handler, or ours from a previous flush
         try:
             logger.remove(default)
         except ValueError:
             pass
-    logger.configure(patcher=patch)
+    logger.configure(patcher=_patch)
     fmt: Callable[[Record], str] = _json if settings.format == "json" else _text
     # diagnose=False: tracebacks never show variable values (they could hold secrets)
     common: dict[str, Any] = {

@@ -19,6 +19,9 @@ from framework.events import (
     Phase,
     RollingBack,
     ServiceCrashed,
+    ServiceHealthChanged,
+    ServiceRestarted,
+    ServiceRestarting,
     ServiceStarted,
     ServiceStartFailed,
     ServiceStarting,
@@ -29,6 +32,7 @@ from framework.events import (
     ShutdownStarted,
     StartupFinished,
 )
+from framework.secrets import mask
 
 if TYPE_CHECKING:
     from loguru import Logger
@@ -44,6 +48,8 @@ __all__ = (
     "error_text",
     "exiting_now",
     "failure",
+    "health_false",
+    "health_timed_out",
     "log_event",
     "not_a_service",
     "not_created",
@@ -69,8 +75,8 @@ def runner_log() -> Logger:
 
 
 def error_text(error: BaseException | None) -> str:
-    """``TypeName: message``, or ``unknown error``."""
-    return f"{type(error).__name__}: {error}" if error is not None else "unknown error"
+    """``TypeName: message`` (secrets masked), or ``unknown error``."""
+    return mask(f"{type(error).__name__}: {error}") if error is not None else "unknown error"
 
 
 def failure(
@@ -120,6 +126,14 @@ ROLLBACK_OUTLIVED = "the rollback outlived lifecycle.shutdown_timeout"
 SHUTDOWN_OUTLIVED = "the shutdown outlived lifecycle.shutdown_timeout"
 
 
+def health_timed_out(seconds: float) -> str:
+    return f"health() did not answer within {seconds:g} s (lifecycle.health_timeout)"
+
+
+def health_false() -> str:
+    return "health() returned False"
+
+
 def crashed(name: str, error: BaseException) -> str:
     return f"service {name!r} crashed: {error_text(error)}"
 
@@ -141,7 +155,7 @@ def exiting_now(why: str) -> str:
 
 
 def report_not_written(path: object, error: OSError) -> str:
-    return f"cannot write the report to {path}: {error}"
+    return mask(f"cannot write the report to {path}: {error}")
 
 
 # -- the lifecycle events -------------------------------------------------------------------------
@@ -182,6 +196,20 @@ def log_event(event: Event) -> None:
         case ServiceCrashed(service=name, error=e):
             log.bind(service=name, phase="run", outcome="failed").opt(exception=e).error(
                 f"service {name!r} crashed in run(): {error_text(e)}; shutting down"
+            )
+        case ServiceRestarting(service=name, attempt=n, backoff=b, error=e):
+            log.bind(service=name, phase="run", outcome="restarting", restart=n).opt(
+                exception=e
+            ).warning(f"service {name!r} failed: {error_text(e)}; restart {n} in {b:g} s")
+        case ServiceRestarted(service=name, attempt=n):
+            log.bind(service=name, phase="start", outcome="ok", restart=n).info(
+                f"service {name!r} restarted (restart {n}); run() resumed"
+            )
+        case ServiceHealthChanged(service=name, healthy=True):
+            log.bind(service=name, healthy=True).info(f"service {name!r} is healthy again")
+        case ServiceHealthChanged(service=name, reason=why):
+            log.bind(service=name, healthy=False).warning(
+                f"service {name!r} is unhealthy: {why}; /readyz answers 503"
             )
         case RollingBack(reason=r, services=names):
             log.warning(f"startup aborted ({r}); stopping {len(names)} service(s) that began")

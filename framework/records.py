@@ -9,6 +9,7 @@ import anyio
 
 from framework.errors import ServiceError
 from framework.events import Bound, Outcome, Phase
+from framework.restart import NEVER, Restart, RestartPolicy
 from framework.service import Service
 
 __all__ = ("ServiceRecord", "deadline")
@@ -30,6 +31,11 @@ class ServiceRecord:
     errors: list[ServiceError] = field(default_factory=list)
     run_scope: anyio.CancelScope | None = field(default=None, repr=False)
     run_done: anyio.Event | None = field(default=None, repr=False)
+    restart: RestartPolicy = NEVER
+    restarts: list[Restart] = field(default_factory=list)
+    """Each restart of its ``run()``, in order (the restart policy allowed it)."""
+    stopped_for_restart: bool = False
+    """Stopped by a restart and not started again yet: the shutdown need not stop it again."""
 
     @property
     def began(self) -> bool:

@@ -1,4 +1,8 @@
-"""The timeline report: what happened to each service, built from the engine's records."""
+"""The timeline report: what happened to each service, built from the engine's records.
+
+Every text in it that may carry an exception's message (the errors, the reason) goes through
+`framework.secrets.mask`.
+"""
 
 from __future__ import annotations
 
@@ -8,13 +12,16 @@ from pathlib import Path
 from typing import Any
 
 from framework.records import ServiceRecord
-from framework.secrets import redact
+from framework.secrets import mask
 
 __all__ = ("render_timeline", "timeline", "write_report")
 
 
 def timeline(records: Iterable[ServiceRecord]) -> list[dict[str, Any]]:
-    """One entry per service, in start order: start and stop outcome and duration, errors."""
+    """One entry per service, in start order: start and stop outcome and duration, errors, and
+    each restart of its ``run()`` (seconds after the first start began, cause, backoff)."""
+    records = list(records)
+    origin = min((r.start_began for r in records if r.start_began is not None), default=0.0)
     out = []
     for rec in sorted(records, key=lambda r: (r.start_began is None, r.start_began or 0.0)):
         out.append(
@@ -30,7 +37,11 @@ def timeline(records: Iterable[ServiceRecord]) -> list[dict[str, Any]]:
                 }
                 if rec.began
                 else {"outcome": "never started", "seconds": None},
-                "errors": [redact(str(e)) for e in rec.errors],
+                "errors": [mask(str(e)) for e in rec.errors],
+                "restarts": [
+                    {"at": round(r.at - origin, 6), "cause": mask(r.cause), "backoff": r.backoff}
+                    for r in rec.restarts
+                ],
             }
         )
     return out
@@ -44,12 +55,15 @@ def render_timeline(entries: list[dict[str, Any]]) -> str:
     lines = ["timeline:"]
     for e in entries:
         start, stop = e["start"], e["stop"]
-        lines.append(f"  {e['service']:<{width}}  start {_cell(start)}  stop {_cell(stop)}")
+        line = f"  {e['service']:<{width}}  start {_cell(start)}  stop {_cell(stop)}"
+        restarts = len(e.get("restarts", ()))
+        lines.append(line + (f"  restarts {restarts}" if restarts else ""))
     return "\n".join(lines)
 
 
 def write_report(path: Path, entries: list[dict[str, Any]], exit_code: int, reason: str) -> None:
-    payload = {"exit_code": exit_code, "reason": reason, "services": entries}
+    """The ``--report`` JSON: exit code, reason (masked: a crash's carries its exception text)."""
+    payload = {"exit_code": exit_code, "reason": mask(reason), "services": entries}
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(payload, indent=2) + "\n", encoding="utf-8")
 

@@ -64,15 +64,36 @@ class LifecycleSettings(BaseModel):
         "The platform's grace period between SIGTERM and SIGKILL (Kubernetes "
         "terminationGracePeriodSeconds); `framework check` verifies the budget fits in it.",
     )
+    health_interval: float = _seconds(
+        5.0, "While the application runs, each service's health() is called this often."
+    )
+    health_timeout: float = _seconds(
+        1.0, "Bound for one health() call; a timeout or an exception counts as unhealthy."
+    )
 
 
 class ServiceSettings(BaseModel):
-    """Settings section ``services.<name>``: per-service bounds, overriding class attributes."""
+    """Settings section ``services.<name>``: per-service bounds, overriding class attributes, and
+    the restart policy of the service's ``run()``."""
 
     model_config = ConfigDict(extra="forbid")
 
     start_timeout: float | None = _seconds(None, "Bound for this service's start().")
     stop_timeout: float | None = _seconds(None, "Bound for this service's stop().")
+    restart: Literal["never", "on-failure"] = Field(
+        "never",
+        description="on-failure: a run() that raises is stopped and started again after a "
+        "backoff; never: the application shuts down (exit 1).",
+    )
+    restart_max: int = Field(
+        3, ge=0, description="More restarts than this within restart_window: shut down, exit 1."
+    )
+    restart_window: float = _seconds(
+        60.0, "The window (seconds) in which restart_max restarts are counted."
+    )
+    restart_backoff: float = _seconds(
+        0.5, "Seconds before the first restart; doubles, at most 30 s."
+    )
 
 
 class HttpSettings(BaseModel):
@@ -84,8 +105,8 @@ class HttpSettings(BaseModel):
         "127.0.0.1", description="Interface to bind; 0.0.0.0 to accept outside traffic."
     )
     port: int = Field(8000, ge=0, le=65535, description="TCP port; 0 picks a free one.")
-    # Embedded, uvicorn serves on the application's event loop: `loop` is passed on but has no
-    # effect (kept for configurations written for a standalone uvicorn).
+    # Embedded, uvicorn serves on the application's event loop: `Application.run()` picks uvloop
+    # for `auto` (when installed) and `uvloop` (framework/services/http/_loop.py).
     loop: Literal["auto", "asyncio", "uvloop"] = Field("auto", description="uvicorn event loop.")
     http: Literal["auto", "h11", "httptools"] = Field(
         "auto", description="HTTP/1.1 implementation."

@@ -144,9 +144,10 @@ class ReverseStop:
                     await rec.run_done.wait()
                 if run_scope.cancelled_caught:
                     outcome = Outcome.TIMED_OUT
-            # ... then stop(), always called, with what is left of the bound
+            # ... then stop(), always called (unless a restart stopped it), with what is left
             with scope:
-                await rec.service.stop()
+                if not rec.stopped_for_restart:
+                    await rec.service.stop()
             if scope.cancelled_caught:
                 outcome = Outcome.TIMED_OUT
         except anyio.get_cancelled_exc_class():

@@ -337,6 +337,10 @@ class Supervisor:
         for worker in self.pool.live():
             worker.retiring = True
             worker.terminate()  # once: a worker being retired has had its SIGTERM
+        # the workers hold the sockets now: the last of them to drain serves what is queued, then
+        # closes them; a copy kept here would keep queueing connections that nobody accepts
+        for listener in self.pool.listeners:
+            listener.sock.close()
         deadline = time.monotonic() + self.shutdown_timeout + EXIT_MARGIN
         forced_at: float | None = None
         while self.pool.live():

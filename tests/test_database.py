@@ -31,6 +31,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, async_sessionmaker
 
 from framework import Application, FrameworkError, Service, ServiceState, Settings, StartupError
+from framework.errors import ConfigError
 from framework.events import Outcome
 from framework.services import DatabaseService, DatabaseSettings
 from tests._process import free_port
@@ -232,11 +233,12 @@ async def test_sqlite_missing_directory_says_what_to_check(tmp_path: Path) -> No
 
 @pytest.mark.anyio
 async def test_a_url_whose_driver_is_not_installed_is_explained(tmp_path: Path) -> None:
-    """A driver that is not installed: the error names database.url, the driver and the way out."""
+    """A driver that is not installed: a configuration error before anything starts, naming
+    database.url, the driver and the way out, never the password."""
     url = "postgresql+pg8000://user:hunter2@127.0.0.1:1/x"
-    app = app_with()(overrides=settings_for(tmp_path, url))
-    with pytest.raises(StartupError, match=r"database\.url .*'pg8000' is not installed") as info:
-        await app.start()
+    with pytest.raises(ConfigError, match=r"database\.url: .*'pg8000'.* is not installed") as info:
+        app_with()(overrides=settings_for(tmp_path, url))
+    assert "pip install pg8000" in str(info.value)
     assert "hunter2" not in str(info.value)
 
 
@@ -592,6 +594,7 @@ from dependency_injector import containers, providers
 from sqlalchemy import text
 
 from framework import Application, Service, Settings
+from framework.errors import ConfigError
 from framework.services import DatabaseService
 
 

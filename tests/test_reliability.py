@@ -19,6 +19,7 @@ import pytest
 
 from tests._process import REPO, spawn, wait_for, with_sets
 from tests.sample_apps import read_journal
+from tests.test_secrets_sweep import secrets_section
 
 pytestmark = pytest.mark.slow
 
@@ -294,11 +295,7 @@ def render_reliability_page() -> str:
         "`module:App` targets always end in a clear message and exit 78, never a traceback, and never",
         "a started service (`tests/test_config.py`, `tests/test_security.py`).",
         "",
-        "## Secrets",
-        "",
-        "A planted secret (a `SecretStr` setting and a password in a database URL) never appears in",
-        "logs, errors, `framework config show`, the timeline report, `/readyz` or `/metrics`",
-        "(`tests/test_security.py`).",
+        *secrets_section(),
     ]
     return "\n".join(lines) + "\n"
 

@@ -34,6 +34,7 @@ from typing import TYPE_CHECKING, Any, TypeGuard
 
 import anyio
 
+from framework._asyncio import require_asyncio
 from framework.errors import FrameworkError
 from framework.secrets import redact
 from framework.service import Service
@@ -130,14 +131,7 @@ class DatabaseService(Service):
 
     async def start(self) -> None:
         """Create the engine and check the database answers ``SELECT 1``."""
-        try:
-            loop = asyncio.get_running_loop()
-        except RuntimeError:
-            raise FrameworkError(
-                "DatabaseService needs the asyncio backend (SQLAlchemy's async engine runs on "
-                "asyncio); run the application on asyncio (Application.backend = 'asyncio', the "
-                "default)"
-            ) from None
+        loop = require_asyncio("DatabaseService", "SQLAlchemy's async engine runs on asyncio")
         if self._engine is not None or self._stopped:
             raise FrameworkError("this DatabaseService was already started; create a new one")
         engine = self._create_engine()

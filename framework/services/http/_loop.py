@@ -1,0 +1,49 @@
+"""Which event loop an application serving HTTP runs on: uvloop when ``http.loop`` allows it.
+
+Embedded, uvicorn serves on the application's event loop, so the choice is made before the loop
+starts (`Application.run` asks `loop_factory`); ``HttpService.start()`` then checks that an
+explicit ``http.loop = "uvloop"`` was honoured.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import importlib.util
+from collections.abc import Callable
+
+from framework.services.http._errors import HttpServiceError
+
+__all__ = ("check_loop", "loop_factory")
+
+
+def _have_uvloop() -> bool:
+    return importlib.util.find_spec("uvloop") is not None
+
+
+def loop_factory(loop: str) -> Callable[[], asyncio.AbstractEventLoop] | None:
+    """uvloop's ``new_event_loop`` for ``auto`` (when installed) and ``uvloop``; else None."""
+    if loop == "uvloop" or (loop == "auto" and _have_uvloop()):
+        try:
+            import uvloop
+        except ImportError:
+            return None  # start() says so, naming the setting
+        factory: Callable[[], asyncio.AbstractEventLoop] = uvloop.new_event_loop
+        return factory
+    return None
+
+
+def check_loop(loop: str, name: str) -> None:
+    """`HttpServiceError` when ``http.loop`` asks for uvloop and the running loop is not one."""
+    if loop != "uvloop":
+        return
+    running = type(asyncio.get_running_loop())
+    if not running.__module__.startswith("uvloop"):
+        hint = (
+            "install it (pip install 'framework[standard]')"
+            if not _have_uvloop()
+            else "run the application with `framework run` or Application.run()"
+        )
+        raise HttpServiceError(
+            f"{name}: http.loop is 'uvloop' but the event loop is {running.__module__}."
+            f"{running.__qualname__}; {hint}, or set http.loop to 'auto' or 'asyncio'"
+        )

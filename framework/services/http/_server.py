@@ -1,0 +1,118 @@
+"""uvicorn, embedded: the server class, the listening socket, the protocol class, the cut-off time."""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import functools
+import math
+import socket
+from collections.abc import Callable, Iterator
+from typing import TYPE_CHECKING, Any
+
+from framework.services.http._drain import DrainPlan
+from framework.services.http._errors import ListenError
+
+if TYPE_CHECKING:
+    import uvicorn
+
+__all__ = ("address", "drain_times", "listen", "protocol_class", "server_class")
+
+# Of the stop bound, the share kept after the drain for cutting off what is left and for the app's
+# lifespan shutdown; never more than _RESERVE_MAX seconds.
+_RESERVE_SHARE = 0.2
+_RESERVE_MAX = 1.0
+
+
+@functools.cache
+def server_class() -> Callable[[uvicorn.Config, Callable[[], None], DrainPlan], uvicorn.Server]:
+    """uvicorn's `Server`, made to live inside an application (built on first use)."""
+    import uvicorn
+
+    class EmbeddedServer(uvicorn.Server):
+        """Leaves the signals to the application, says when it is listening, drains its way."""
+
+        def __init__(
+            self, config: uvicorn.Config, on_listening: Callable[[], None], plan: DrainPlan
+        ) -> None:
+            super().__init__(config)
+            self._on_listening = on_listening
+            self._plan = plan
+
+        @contextlib.contextmanager
+        def capture_signals(self) -> Iterator[None]:
+            # uvicorn would take SIGINT/SIGTERM over; the application handles them and calls stop()
+            yield
+
+        async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+            await super().startup(sockets)
+            self._on_listening()
+
+        async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
+            # instead of uvicorn's: no reset of queued connections, lame-duck keep-alive
+            # connections, websockets closed with 1012, transports aborted past the bound
+            await self._plan.run(self)
+            if not self.force_exit:
+                await self.lifespan.shutdown()
+
+    return EmbeddedServer
+
+
+def listen(host: str, port: int, backlog: int) -> socket.socket:
+    """A listening TCP socket on ``host:port``; `ListenError` saying what to change if not."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    # IPPROTO_TCP, not 0: asyncio sets TCP_NODELAY on accepted connections only for it, and
+    # without it small responses wait ~40 ms on Nagle's algorithm and the peer's delayed ACK
+    sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind((host, port))
+        sock.listen(backlog)
+    except OSError as exc:
+        sock.close()
+        reason = (exc.strerror or str(exc)).lower()
+        if exc.errno == errno.EADDRINUSE:
+            hint = "stop the process using it, or set http.port to a free port (0 picks one)"
+        elif exc.errno == errno.EACCES:
+            hint = "ports below 1024 need privileges: set http.port to 1024 or above"
+        else:
+            hint = "set http.host to an address of this machine (127.0.0.1, 0.0.0.0, ::)"
+        raise ListenError(
+            f"cannot listen on {address(host, port)}: {reason}; {hint}", exc.errno
+        ) from exc
+    return sock
+
+
+def protocol_class(name: str, *, access_log: bool) -> Any:
+    """uvicorn's HTTP protocol class for ``name``; with access logging off for this server only.
+
+    uvicorn decides per connection from the "uvicorn.access" logger having handlers, which the
+    framework's logging gives it; ``Config(access_log=False)`` would silence that shared logger for
+    every server in the process.
+    """
+    from uvicorn.config import HTTP_PROTOCOLS
+    from uvicorn.importer import import_from_string
+
+    base = import_from_string(HTTP_PROTOCOLS[name])
+    if access_log:
+        return base
+
+    class Quiet(base):  # type: ignore[misc, valid-type]
+        def __init__(self, *args: Any, **kwargs: Any) -> None:
+            super().__init__(*args, **kwargs)
+            self.access_log = False
+
+    return Quiet
+
+
+def address(host: str, port: int) -> str:
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
+def drain_times(now: float, deadline: float) -> tuple[float, float]:
+    """When to cut off the requests still running, and when to abort the transports still open:
+    the deadline less a reserve (for that, and the app's lifespan shutdown), less half of it."""
+    if math.isinf(deadline):
+        return math.inf, math.inf
+    reserve = min(_RESERVE_MAX, _RESERVE_SHARE * max(0.0, deadline - now))
+    return deadline - reserve, deadline - reserve / 2
