@@ -34,9 +34,8 @@ from dependency_injector import containers
 
 from framework import messages
 from framework._detached import DetachedTasks
-from framework._heap import freeze_heap, thaw_heap
 from framework.config import LoadedSettings, load_settings, secrets_of, unknown_services
-from framework.container import build_container, create_services
+from framework.container import build_container, create_services, thaw_heap
 from framework.context import ServiceContext, ServiceView
 from framework.discovery import discover_graph, service_providers
 from framework.errors import ConfigError, FrameworkError, StartupError
@@ -178,7 +177,6 @@ class Application:
             runner_log().warning(warning)
         try:
             lifecycle = self.lifecycle = self._make_lifecycle()
-            freeze_heap()  # the container and services live as long as the app: no GC pass over them
         except StartupError:
             await self._finish(ExitCode.FAILURE)
             raise
@@ -312,23 +310,19 @@ class Application:
             if self._log is not None:
                 log, self._log = self._log, None
                 await log.flush()
-            if self.lifecycle is not None:
-                thaw_heap()  # frozen once the services were created
+            thaw_heap()  # frozen once the services were created (see framework.container)
             self.state = RunState.STOPPED
             if self._stopped is not None:
                 self._stopped.set()
 
     def _report(self) -> None:
-        records = list(self.lifecycle) if self.lifecycle is not None else []
+        entries = timeline(self.lifecycle) if self.lifecycle is not None else []
         reason = self._requested.reason if self._requested else ""
         code = int(self.exit_code if self.exit_code is not None else ExitCode.FAILURE)
-        # lazy: with no sink at INFO, the table (a line per service) is never built
-        runner_log().bind(exit_code=code).opt(lazy=True).info(
-            "{}", lambda: render_timeline(timeline(records)) + f"\nexit code {code}"
-        )
+        runner_log().bind(exit_code=code).info(render_timeline(entries) + f"\nexit code {code}")
         if self.report_path is not None:
             try:
-                write_report(self.report_path, timeline(records), code, reason)
+                write_report(self.report_path, entries, code, reason)
             except OSError as exc:
                 runner_log().error(messages.report_not_written(self.report_path, exc))
 

@@ -4,7 +4,8 @@
 (a provider named ``settings`` is overridden with them); `create_services` calls each service's
 provider in start order and checks it got a `Service`.
 
-The collector is paused while they run (`framework._heap`).
+The collector is paused while they run, and once the services exist the heap is frozen
+(`framework._heap`): the application thaws it (`thaw_heap`) after its last stop.
 """
 
 from __future__ import annotations
@@ -16,14 +17,14 @@ from dependency_injector import containers, providers
 from dependency_injector.errors import NonCopyableArgumentError
 
 from framework import messages
-from framework._heap import gc_paused
+from framework._heap import freeze_heap, gc_paused, thaw_heap
 from framework.errors import FrameworkError, GraphError, StartupError
 from framework.graph import DependencyGraph
 from framework.service import Service
 from framework.settings import Settings
 from framework.settings_provider import settings_provider_problems
 
-__all__ = ("build_container", "create_services")
+__all__ = ("build_container", "create_services", "thaw_heap")
 
 
 def build_container(
@@ -76,4 +77,5 @@ def create_services(
                 messages.runner_log().error(message)
                 raise StartupError([], message)
             services[name] = service
+    freeze_heap()  # the container and the services live as long as the app: no GC pass over them
     return services
