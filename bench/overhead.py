@@ -261,12 +261,12 @@ MISS_10K = (
     "WARNING) before this change: the cyclic garbage collector walking the growing container "
     "during build and start (about a fifth), a log record built for each of the 40k "
     "per-service events although no sink took them (about a tenth), a ServiceSettings model "
-    "built per service for its bounds, and the 10k-line timeline rendered for a log line "
-    "nobody wrote. Now: the collector is paused while building and the heap frozen once the "
-    "services exist, events and the timeline are skipped below the sinks' level, bounds read "
-    "the configured sections only. Left: dependency-injector deep-copying every provider when "
-    "the container class is instantiated (its semantics, about 15 %), and anyio's task, event "
-    "and cancel scope per start and stop."
+    "built per service for its bounds. Now: the collector is paused while building and the "
+    "heap frozen once the services exist, per-service events are skipped below the sinks' "
+    "level, bounds read the configured sections only. Left: dependency-injector deep-copying "
+    "every provider when the container class is instantiated (its semantics, about 15 %), "
+    "anyio's task, event and cancel scope per start and stop, and the timeline table (a line "
+    "per service) built for the final log line even when no sink takes INFO."
 )
 MISS_SCALING = (
     "Every part is linear in services and edges; what grew faster than the count was the "
