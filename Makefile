@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test lint docs bench clean install postgres
+.PHONY: run test lint docs bench clean install postgres mermaid
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -16,8 +16,10 @@ $(STAMP): pyproject.toml | $(BIN)/python
 
 install: $(STAMP)
 
+# `exec`: the shell hands its place to `framework`, so a Ctrl+C that the service handles (exit 0)
+# ends `make run` cleanly instead of killing the shell (`make: *** Interrupt`).
 run: $(STAMP)
-	cd examples && ../$(BIN)/framework run orders.app:App
+	cd examples && exec $(abspath $(BIN))/framework run orders.app:App
 
 lint: $(STAMP)
 	$(BIN)/ruff check framework tests bench
@@ -29,6 +31,14 @@ test: $(STAMP) lint docs
 
 docs: $(STAMP)
 	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict --quiet
+
+# Refresh the site's own copy of mermaid (docs/js/, committed: the docs build needs no network).
+MERMAID_VERSION ?= 11.17.2
+mermaid:
+	rm -rf build/mermaid && mkdir -p build/mermaid
+	cd build/mermaid && npm install --silent --no-save mermaid@$(MERMAID_VERSION)
+	cp build/mermaid/node_modules/mermaid/dist/mermaid.min.js docs/js/mermaid.min.js
+	cp build/mermaid/node_modules/mermaid/LICENSE docs/js/mermaid.LICENSE
 
 bench: $(STAMP)
 	@command -v wrk >/dev/null 2>&1 || apt-get install -y -qq wrk >/dev/null 2>&1 \

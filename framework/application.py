@@ -32,19 +32,19 @@ import anyio
 import anyio.lowlevel
 from dependency_injector import containers
 
-from framework import messages
+from framework import messages, timing
 from framework._detached import DetachedTasks
 from framework.config import LoadedSettings, load_settings, secrets_of, unknown_services
 from framework.container import build_container, create_services, thaw_heap
 from framework.context import ServiceContext, ServiceView
 from framework.discovery import discover_graph, service_providers
 from framework.errors import ConfigError, FrameworkError, StartupError
-from framework.events import Bound, Event, EventBus, EventHandler, Outcome, RollingBack
+from framework.events import Bound, Event, EventBus, EventHandler, RollingBack
 from framework.exitcode import ExitCode
 from framework.graph import DependencyGraph
 from framework.health import HealthPoller
 from framework.lifecycle import Lifecycle
-from framework.logs import LogSink, setup_logging
+from framework.logs import LogSink, restore_fallback, setup_logging
 from framework.messages import log_event, runner_log
 from framework.readiness import AppState, Readiness
 from framework.readiness_events import follow_lifecycle
@@ -52,10 +52,10 @@ from framework.report import render_timeline, timeline, write_report
 from framework.restart import RestartPolicy
 from framework.service import Service
 from framework.settings import Settings
-from framework.signals import watch_signals
+from framework.shutdown import left_behind
+from framework.signals import SignalWatcher
 from framework.systemd import WORKER_ENV, Notifier, notify_lifecycle, watchdog_loop
 from framework.timeouts import service_bounds
-from framework.timing import FORCED_EXIT_AFTER, HARD_EXIT_MARGIN, LEFT_BEHIND_EXIT_AFTER
 from framework.watchdog import Watchdog
 from framework.wiring import unwire_container
 
@@ -149,8 +149,11 @@ class Application:
 
     def _on_event(self, event: Event) -> None:
         if isinstance(event, RollingBack):
-            timeout = self.settings.lifecycle.shutdown_timeout
-            self._arm(timeout + HARD_EXIT_MARGIN, ExitCode.FAILURE, messages.ROLLBACK_OUTLIVED)
+            self._arm(
+                timing.exit_deadline(1, self.settings.lifecycle.shutdown_timeout),
+                ExitCode.FAILURE,
+                messages.ROLLBACK_OUTLIVED,
+            )
 
     # -- start ----------------------------------------------------------------------------------
 
@@ -169,12 +172,7 @@ class Application:
             from framework.workers import log_worker_pid
 
             log_worker_pid()
-        layers = max(self.graph.layer.values(), default=-1) + 1
-        name, env = type(self).__name__, self.loaded.env
-        runner_log().info(messages.starting(name, len(self.graph), layers, env))
-        runner_log().info(messages.config_files(self.loaded.files))
-        for warning in self.loaded.warnings:
-            runner_log().warning(warning)
+        messages.log_starting(type(self).__name__, self.graph, self.loaded)
         try:
             lifecycle = self.lifecycle = self._make_lifecycle()
         except StartupError:
@@ -309,7 +307,7 @@ class Application:
             self._report()
             if self._log is not None:
                 log, self._log = self._log, None
-                await log.flush()
+                await log.flush(fallback=self._watchdog is None)  # run(): the final line stays last
             thaw_heap()  # frozen once the services were created (see framework.container)
             self.state = RunState.STOPPED
             if self._stopped is not None:
@@ -319,6 +317,8 @@ class Application:
         entries = timeline(self.lifecycle) if self.lifecycle is not None else []
         reason = self._requested.reason if self._requested else ""
         code = int(self.exit_code if self.exit_code is not None else ExitCode.FAILURE)
+        if self._log is not None and self._log.report_losses(runner_log()) and code == 0:
+            code = self.exit_code = ExitCode.FAILURE  # lost log lines: a failure, said last
         runner_log().bind(exit_code=code).info(render_timeline(entries) + f"\nexit code {code}")
         if self.report_path is not None:
             try:
@@ -340,60 +340,61 @@ class Application:
     def run(self, *, backend: str | None = None) -> int:
         """Start, wait for a signal or `request_shutdown`, stop; return the exit code.
 
-        SIGTERM, SIGINT, SIGHUP or SIGQUIT shuts down gracefully; a second one forces the shutdown
-        (exit 130).
-        """
-        watchdog = self._watchdog = Watchdog(self._last_words)
+        SIGTERM, SIGINT, SIGHUP or SIGQUIT: a graceful shutdown; a second one forces it (130)."""
+        watchdog = self._watchdog = Watchdog(self._last_words, last_line=messages.last_line)
         notifier = Notifier.from_env()
         if notifier.enabled:  # systemd, or the framework's supervisor for a worker
             self.bus.subscribe(notify_lifecycle(notifier))
         try:
             backend = backend or self.backend
-            options = self._backend_options(backend)
+            from framework.services.http._loop import backend_options
+
+            options = backend_options(backend, self.settings.http.loop)
             code = anyio.run(self._main, notifier, backend=backend, backend_options=options)
         finally:
             watchdog.disarm()
-        if self._left_behind():
+            restore_fallback()
+        if self.lifecycle is not None and left_behind(self.lifecycle):
             # a stop stuck in a worker thread would hold the interpreter's exit until it returns;
             # the logs are flushed already, so end the process if it is still here shortly
-            watchdog.exit_later(LEFT_BEHIND_EXIT_AFTER, code)
+            watchdog.exit_later(timing.LEFT_BEHIND_EXIT_AFTER, code)
         return code
 
-    def _backend_options(self, backend: str) -> dict[str, Any]:
-        """On asyncio, uvloop when ``http.loop`` allows it (uvicorn serves on this loop)."""
-        if backend != "asyncio":
-            return {}
-        from framework.services.http._loop import loop_factory
-
-        factory = loop_factory(self.settings.http.loop)
-        return {"loop_factory": factory} if factory is not None else {}
-
-    def _left_behind(self) -> bool:
-        """Whether a stop was given up on (timed out, or cancelled by force) and may still run."""
-        if self.lifecycle is None:
-            return False
-        given_up = (Outcome.TIMED_OUT, Outcome.CANCELLED)
-        return any(rec.stop_outcome in given_up for rec in self.lifecycle)
-
     async def _main(self, notifier: Notifier) -> int:
-        async with anyio.create_task_group() as signals:
-            await signals.start(watch_signals, self._on_signal)
-            signals.start_soon(watchdog_loop, notifier)  # returns at once without a watchdog
-            try:
-                await self.start()
-            except StartupError:
-                pass
-            else:
-                await self.wait_for_shutdown()
-                timeout = self.settings.lifecycle.shutdown_timeout + HARD_EXIT_MARGIN
-                self._arm(timeout, ExitCode.FAILURE, messages.SHUTDOWN_OUTLIVED)
-                await self.stop()
-            signals.cancel_scope.cancel()
+        token = anyio.lowlevel.current_token()
+        with SignalWatcher(self._on_signal_thread, on_loop=(token, self._on_signal)):
+            async with anyio.create_task_group() as tasks:
+                tasks.start_soon(watchdog_loop, notifier)  # returns at once without a watchdog
+                try:
+                    await self.start()
+                except StartupError:
+                    pass
+                else:
+                    await self.wait_for_shutdown()
+                    self._arm(
+                        timing.exit_deadline(1, self.settings.lifecycle.shutdown_timeout),
+                        ExitCode.FAILURE,
+                        messages.SHUTDOWN_OUTLIVED,
+                    )
+                    await self.stop()
+                tasks.cancel_scope.cancel()
         return int(self.exit_code if self.exit_code is not None else ExitCode.FAILURE)
 
+    def _on_signal_thread(self, sig: signal.Signals, count: int) -> None:
+        """In the signal watcher's thread, at once (the loop may be blocked): arm the watchdog."""
+        code = ExitCode.FAILURE if count == 1 else ExitCode.FORCED
+        why = messages.SHUTDOWN_OUTLIVED if count == 1 else messages.forced_by(sig.name, count)
+        self._arm(timing.exit_deadline(count, self.settings.lifecycle.shutdown_timeout), code, why)
+
     def _on_signal(self, sig: signal.Signals, count: int) -> None:
+        """On the loop: shut down, force; SIGUSR1 reopens the log file, SIGUSR2 logs a status."""
         log = runner_log()
-        if count == 1:
+        if sig is signal.SIGUSR1:
+            log.info(messages.log_reopened(self._log.reopen() if self._log is not None else []))
+        elif sig is signal.SIGUSR2:
+            for name, rec in self.lifecycle.records.items() if self.lifecycle is not None else ():
+                log.info(messages.status_line(name, rec.service))
+        elif count == 1:
             log.info(messages.signal_received(sig.name))
             self._request(ExitCode.OK, sig.name)
             if self.state is RunState.STARTING:
@@ -401,16 +402,13 @@ class Application:
         elif count == 2:
             log.warning(messages.signal_again(sig.name))
             self.force(f"second {sig.name}")
-            self._arm(FORCED_EXIT_AFTER, ExitCode.FORCED, f"second {sig.name}")
-        elif self._watchdog is not None:
-            self._watchdog.fire(ExitCode.FORCED, f"{sig.name} received {count} times")
 
     # -- the last resort ------------------------------------------------------------------------
 
     def _arm(self, seconds: float, code: int, why: str) -> None:
-        """Inside ``run()``: exit after ``seconds`` even if the event loop is stuck."""
+        """Inside ``run()``: exit after ``seconds`` even if the loop is stuck (or sooner)."""
         if self._watchdog is not None:
-            self._watchdog.arm(seconds, code, why)
+            self._watchdog.arm_within(seconds, code, why)
 
     def _last_words(self, code: int, why: str) -> None:
         runner_log().error(messages.exiting_now(why))

@@ -8,7 +8,7 @@ from framework.graph import DependencyGraph
 from framework.settings import LifecycleSettings
 from framework.timing import GRACE_HEADROOM
 
-__all__ = ("GRACE_HEADROOM", "check_budget")
+__all__ = ("GRACE_HEADROOM", "budget_lines", "check_budget")
 
 
 def check_budget(
@@ -48,3 +48,31 @@ def check_budget(
                 "or lower the budget"
             )
     return warnings
+
+
+def budget_lines(
+    lc: LifecycleSettings,
+    graph: DependencyGraph,
+    stop_seconds: Mapping[str, float],
+    grace_period: float | None = None,
+) -> list[str]:
+    """How the budget fits, for ``framework check`` to print when `check_budget` finds nothing."""
+    longest, _ = graph.longest_chain(stop_seconds)
+    needed = lc.shutdown_delay + longest
+    lines = [
+        f"shutdown_delay {lc.shutdown_delay:g} s + longest stop chain {longest:g} s = "
+        f"{needed:g} s <= lifecycle.shutdown_timeout {lc.shutdown_timeout:g} s"
+    ]
+    grace, source = (
+        (grace_period, "--grace-period")
+        if grace_period is not None
+        else (lc.grace_period, "lifecycle.grace_period")
+    )
+    if grace is not None:
+        total = lc.shutdown_delay + lc.shutdown_timeout
+        lines.append(
+            f"shutdown_delay {lc.shutdown_delay:g} s + shutdown_timeout {lc.shutdown_timeout:g} s"
+            f" + {GRACE_HEADROOM:g} s headroom = {total + GRACE_HEADROOM:g} s <= grace period "
+            f"{grace:g} s ({source})"
+        )
+    return lines

@@ -21,12 +21,12 @@ import click
 
 from framework import launch
 from framework.application import Application
-from framework.budget import check_budget
+from framework.budget import budget_lines, check_budget
 from framework.config import load_settings, parse_override
-from framework.discovery import service_providers
+from framework.discovery import discover_graph, service_providers, wired_edges
 from framework.errors import ConfigError, TargetError
 from framework.exitcode import ExitCode
-from framework.launch import app_options, build, guard, run_application, run_options
+from framework.launch import app_options, build, guard, run_application, run_options, where
 from framework.secrets import mask
 from framework.timeouts import stop_seconds
 
@@ -50,10 +50,14 @@ def load_target(spec: str) -> type[Application]:
             raise TargetError(
                 f"target {spec!r}: no module named {exc.name!r} (looked in {cwd} and sys.path)"
             ) from None
-        raise TargetError(f"target {spec!r}: importing {module_name!r} failed: {exc}") from exc
-    except Exception as exc:
         raise TargetError(
-            f"target {spec!r}: importing {module_name!r} failed: {type(exc).__name__}: {exc}"
+            f"target {spec!r}: importing {module_name!r} failed at {where(exc)}: {exc}"
+        ) from exc
+    except Exception as exc:
+        text = exc.msg if isinstance(exc, SyntaxError) else str(exc)
+        raise TargetError(
+            f"target {spec!r}: importing {module_name!r} failed at {where(exc)}: "
+            f"{type(exc).__name__}: {text} (run `framework --traceback ...` for the full traceback)"
         ) from exc
     obj: Any = module
     for part in attr.split("."):
@@ -73,10 +77,23 @@ def _build(
     return guard(lambda: build(load_target(target), config_dir, env, sets))
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.group(
+    context_settings={"help_option_names": ["-h", "--help"]},
+    invoke_without_command=True,
+    no_args_is_help=False,
+)
 @click.version_option(package_name="framework")
-def cli() -> None:
+@click.option(
+    "--traceback",
+    "show_traceback",
+    is_flag=True,
+    help="On an error in your code (an import that fails), print its full traceback too.",
+)
+@click.pass_context
+def cli(ctx: click.Context, show_traceback: bool) -> None:
     """Run and inspect services built on framework."""
+    if ctx.invoked_subcommand is None:  # bare `framework`: the help, on stdout, exit 0
+        click.echo(ctx.get_help())
 
 
 @cli.command()
@@ -126,6 +143,9 @@ def check(
     warnings = check_budget(app.settings.lifecycle, app.graph, stop_bounds, grace_period)
     for warning in warnings:
         click.echo(mask(f"warning: {warning}"), err=True)
+    if not warnings:
+        for line in budget_lines(app.settings.lifecycle, app.graph, stop_bounds, grace_period):
+            click.echo(f"budget: {line}", err=True)
     if warnings and strict:
         sys.exit(ExitCode.CONFIG)
 
@@ -186,24 +206,42 @@ def graph(
     """The service dependency graph."""
     app = _build(target, config_dir, env, sets)
     g = app.graph
+    wired = wired_only(app)
     if fmt == "mermaid":
         click.echo("graph TD")
         for name in g.order:
             click.echo(f"    {name}")
             for dep in sorted(g.deps[name]):
-                click.echo(f"    {name} --> {dep}")
+                arrow = "-. wired .->" if dep in wired[name] else "-->"
+                click.echo(f"    {name} {arrow} {dep}")
     elif fmt == "dot":
         click.echo("digraph services {")
         click.echo("    rankdir=BT;")
         for name in g.order:
             click.echo(f'    "{name}";')
             for dep in sorted(g.deps[name]):
-                click.echo(f'    "{name}" -> "{dep}";')
+                style = ' [style=dashed, label="wired"]' if dep in wired[name] else ""
+                click.echo(f'    "{name}" -> "{dep}"{style};')
         click.echo("}")
     else:
         for name in g.order:
             deps = ", ".join(sorted(g.deps[name])) or "-"
             click.echo(f"{name} (layer {g.layer[name]}) <- depends on: {deps}")
+        edges = [(name, dep) for name in g.order for dep in sorted(g.deps[name])]
+        if edges:
+            click.echo("\nedges:")
+        for name, dep in edges:
+            click.echo(f"{name} -> {dep}{' (wired)' if dep in wired[name] else ''}")
+
+
+def wired_only(app: Application) -> dict[str, frozenset[str]]:
+    """For each service, the dependencies that come from wiring alone (no provider reaches them)."""
+    services = service_providers(app.container)
+    direct = discover_graph(dict(services)).deps  # a plain dict: no container, no wiring edges
+    wired = wired_edges(services, app.container)
+    return {
+        name: frozenset(wired.get(name, frozenset()) - direct[name]) for name in app.graph.order
+    }
 
 
 class _NewCommand(click.Command):

@@ -7,6 +7,7 @@ and `framework.cli` builds on it, and neither import cycle exists.
 from __future__ import annotations
 
 import sys
+import traceback
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
@@ -21,7 +22,16 @@ from framework.secrets import mask, remember, secrets_of
 if TYPE_CHECKING:
     from framework.application import Application
 
-__all__ = ("app_options", "build", "fail", "guard", "run", "run_application", "run_options")
+__all__ = (
+    "app_options",
+    "build",
+    "fail",
+    "guard",
+    "run",
+    "run_application",
+    "run_options",
+    "where",
+)
 
 F = TypeVar("F", bound=Callable[..., Any])
 A = TypeVar("A")
@@ -72,9 +82,29 @@ def run_options(func: F) -> F:
 
 
 def fail(error: Exception) -> NoReturn:
-    """One clear line on stderr and exit 78 (a user mistake, never a traceback); secrets masked."""
+    """One clear line on stderr and exit 78 (a user mistake, never a traceback); secrets masked.
+
+    With ``framework --traceback``, the traceback of the error's cause (the user's code that
+    raised) is printed first, masked too.
+    """
+    ctx = click.get_current_context(silent=True)
+    if ctx is not None and ctx.find_root().params.get("show_traceback") and error.__cause__:
+        cause = error.__cause__
+        lines = traceback.format_exception(type(cause), cause, cause.__traceback__)
+        click.echo(mask("".join(lines).rstrip("\n")), err=True)
     click.echo(f"error: {mask(str(error))}", err=True)
     sys.exit(ExitCode.CONFIG)
+
+
+def where(error: BaseException) -> str:
+    """``file, line N``: where ``error`` was raised (for a SyntaxError, the bad line)."""
+    if isinstance(error, SyntaxError) and error.filename:
+        return f"{error.filename}, line {error.lineno}"
+    frames = traceback.extract_tb(error.__traceback__)
+    user = [f for f in frames if not f.filename.startswith("<frozen ")]
+    if not user:
+        return "an unknown place"
+    return f"{user[-1].filename}, line {user[-1].lineno}"
 
 
 def guard(make: Callable[[], A]) -> A:
@@ -117,12 +147,12 @@ def run(
     """
     app = guard(lambda: build(cls, config_dir, env, sets, report=report))
     if not (workers or app.settings.process.workers):  # the common case imports nothing more
-        sys.exit(app.run(backend=backend))
+        _exit(app.run(backend=backend))
     from framework.supervisor import supervise, workers_wanted
 
     count = workers_wanted(app, workers)
     if count == 0:  # this process is a worker already
-        sys.exit(app.run(backend=backend))
+        _exit(app.run(backend=backend))
     from framework.workers import worker_command
 
     options = [*(["--config-dir", str(config_dir)] if config_dir is not None else [])]
@@ -131,6 +161,14 @@ def run(
     options += [*(["--backend", backend] if backend is not None else [])]
     target = target or f"{cls.__module__}:{cls.__qualname__}"
     sys.exit(supervise(app, worker_command(target, options), workers=count))
+
+
+def _exit(code: int) -> NoReturn:
+    """The run is over: its final log line (``exit code N``) stays the last output."""
+    from framework.logs import silence
+
+    silence()
+    sys.exit(code)
 
 
 def run_application(cls: type[Application], argv: Sequence[str] | None = None) -> int:

@@ -5,6 +5,12 @@ the last one stops, on every exit path: ``await logger.complete()`` then ``logge
 coroutine sinks and ``enqueue=True`` queues are drained. A forced exit from a watchdog thread uses
 `LogSink.flush_sync`.
 
+Every sink is guarded (`GuardedSink`): a write that fails (a full disk, ``/dev/full``, a closed
+pipe) never raises into the code that logged and never prints loguru's "Logging error" block; the
+first failure of a sink is reported once on stderr (one line naming the sink and the error), the
+lines it lost are counted (`LogSink.losses`), and the runner states them before its final line.
+`LogSink.reopen` reopens the log file (SIGUSR1, for logrotate).
+
 How lifecycle events become log lines is `framework.messages`; this module only sets up the sinks.
 """
 
@@ -15,7 +21,9 @@ import logging
 import sys
 import threading
 import traceback
+import warnings
 from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from datetime import UTC
 from types import FrameType
 from typing import TYPE_CHECKING, Any
@@ -24,9 +32,9 @@ from framework.secrets import mask, remember
 from framework.settings import LoggingSettings
 
 if TYPE_CHECKING:
-    from loguru import Record
+    from loguru import Logger, Record
 
-__all__ = ("LogSink", "setup_logging")
+__all__ = ("GuardedSink", "LogSink", "Loss", "restore_fallback", "setup_logging", "silence")
 
 
 _fallback_id = -1
@@ -119,24 +127,130 @@ def _traceback(record: Record) -> str:
     return tb or ""
 
 
+@dataclass(frozen=True)
+class Loss:
+    """What one sink lost: its name, how many lines, and the first error."""
+
+    sink: str
+    lines: int
+    error: BaseException
+
+
+class GuardedSink:
+    """A loguru sink that never raises: failures are reported once, then counted.
+
+    ``opener`` makes the real sink (a stream, or loguru's file sink for a path); `reopen` makes a
+    new one and swaps it in (the old one is closed after, so no line is lost).
+    """
+
+    def __init__(self, name: str, opener: Callable[[], Any], *, report: bool = True) -> None:
+        self.name = name
+        self._opener = opener
+        self._sink = opener()
+        self._report = report
+        self._swap = threading.Lock()
+        self.lost = 0
+        self.error: BaseException | None = None
+
+    def write(self, message: str) -> None:
+        try:
+            with self._swap:
+                sink = self._sink
+                sink.write(message)
+                flush = getattr(sink, "flush", None)
+                if callable(flush):
+                    flush()
+        except (OSError, ValueError) as exc:  # a full disk, a closed file or pipe
+            self._failed(exc)
+
+    def _failed(self, exc: BaseException) -> None:
+        self.lost += 1
+        if self.error is not None:
+            return
+        self.error = exc
+        if self._report:
+            from framework.messages import sink_failed
+
+            try:
+                sys.__stderr__.write(sink_failed(self.name, exc) + "\n")  # type: ignore[union-attr]
+                sys.__stderr__.flush()  # type: ignore[union-attr]
+            except (OSError, ValueError, AttributeError):
+                pass  # stderr is gone too: the count still tells
+
+    def reopen(self) -> None:
+        """A new sink from the opener (the file at the same path, created anew), then the old
+        one closed. An open that fails keeps the old sink and is reported once."""
+        try:
+            new = self._opener()
+        except (OSError, ValueError) as exc:
+            self._failed(exc)
+            self.lost -= 1  # no line was lost by the failed open itself
+            return
+        with self._swap:
+            old, self._sink = self._sink, new
+        self._stop(old)
+
+    def stop(self) -> None:
+        """Close the real sink (called by loguru when the handler is removed)."""
+        self._stop(self._sink)
+
+    def _stop(self, sink: Any) -> None:
+        stop = getattr(sink, "stop", None)
+        if callable(stop):
+            try:
+                stop()
+            except (OSError, ValueError) as exc:  # the last buffered lines could not be written
+                self._failed(exc)
+
+
 class LogSink:
     """The handlers `setup_logging` added, and how to flush them."""
 
-    def __init__(self, handler_ids: list[int], previous_root: tuple[list[logging.Handler], int]):
+    def __init__(
+        self,
+        handler_ids: list[int],
+        previous_root: tuple[list[logging.Handler], int],
+        sinks: Iterable[GuardedSink] = (),
+    ):
         self.handler_ids = handler_ids
+        self.sinks = tuple(sinks)
         self._previous_root = previous_root
         self._lock = threading.Lock()
         self._closed = False
 
-    async def flush(self) -> None:
+    def losses(self) -> list[Loss]:
+        """The sinks that failed: how many lines each lost, and why."""
+        return [Loss(s.name, s.lost, s.error) for s in self.sinks if s.error is not None]
+
+    def report_losses(self, log: Logger) -> bool:
+        """Log one warning per sink that lost lines (before the final line); True if any did."""
+        from framework.messages import lines_lost
+
+        losses = self.losses()
+        for loss in losses:
+            log.warning(lines_lost(loss.sink, loss.lines, loss.error))
+        return bool(losses)
+
+    def reopen(self) -> list[str]:
+        """Reopen every file sink (logrotate renamed the file); returns their names."""
+        files = [s for s in self.sinks if s.name != "stderr"]
+        for sink in files:
+            sink.reopen()
+        return [s.name for s in files]
+
+    async def flush(self, *, fallback: bool = True) -> None:
         """Wait for every queued and coroutine sink to finish, then remove the handlers."""
         from loguru import logger
 
         await logger.complete()
-        self.flush_sync()
+        self.flush_sync(fallback=fallback)
 
-    def flush_sync(self) -> None:
-        """Remove the handlers (drains ``enqueue`` queues and closes files); safe from any thread."""
+    def flush_sync(self, *, fallback: bool = True) -> None:
+        """Remove the handlers (drains ``enqueue`` queues and closes files); safe from any thread.
+
+        ``fallback``: afterwards warnings go to stderr, as loguru's default handler would send them;
+        without it (the final line was written) nothing more is printed.
+        """
         from loguru import logger
 
         with self._lock:
@@ -152,12 +266,50 @@ class LogSink:
             root.handlers[:], level = self._previous_root
             root.setLevel(level)
             _route_stdlib_loggers(logging.NOTSET)
-            # keep warnings visible after shutdown, as loguru's default handler would
-            global _fallback_id
-            if not logger._core.handlers:  # type: ignore[attr-defined]
-                _fallback_id = logger.add(
-                    sys.stderr, level="WARNING", format=_text, backtrace=False, diagnose=False
-                )
+            if fallback:
+                restore_fallback()
+            elif not root.handlers:  # nor the standard library's last resort (a pool's warning)
+                root.addHandler(_QUIET)
+
+
+class _Quiet(logging.NullHandler):
+    """Between the final line and the end of ``run()``: stdlib records go nowhere."""
+
+
+_QUIET = _Quiet()
+
+
+def restore_fallback() -> None:
+    """Keep warnings visible after shutdown, as loguru's default handler would."""
+    from loguru import logger
+
+    global _fallback_id
+    logging.getLogger().removeHandler(_QUIET)
+    if not logger._core.handlers:  # type: ignore[attr-defined]
+        _fallback_id = logger.add(
+            sys.stderr, level="WARNING", format=_text, backtrace=False, diagnose=False
+        )
+
+
+def _ignore(*args: object) -> None:
+    """Drops what it is given."""
+
+
+def silence() -> None:
+    """The final line is written: drop whatever would still be printed (a warning of the loop's
+    teardown, an exception ignored at interpreter exit), so that line stays the last one."""
+    from loguru import logger
+
+    global _fallback_id
+    try:
+        logger.remove(_fallback_id)
+    except ValueError:
+        pass
+    logging.lastResort = None
+    logging.getLogger().handlers[:] = [logging.NullHandler()]
+    sys.unraisablehook = _ignore
+    threading.excepthook = _ignore
+    warnings.simplefilter("ignore")
 
 
 def setup_logging(settings: LoggingSettings, secrets: Iterable[str] = ()) -> LogSink:
@@ -185,20 +337,8 @@ def setup_logging(settings: LoggingSettings, secrets: Iterable[str] = ()) -> Log
         "backtrace": False,
         "diagnose": False,
     }
-    ids: list[int] = []
-    if settings.stderr:
-        ids.append(logger.add(sys.stderr, colorize=False, **common))
-    if settings.file is not None:
-        settings.file.parent.mkdir(parents=True, exist_ok=True)
-        ids.append(
-            logger.add(
-                settings.file,
-                rotation=settings.rotation,
-                retention=settings.retention,
-                encoding="utf-8",
-                **common,
-            )
-        )
+    sinks = _sinks(settings)
+    ids = [logger.add(sink, colorize=False, **common) for sink in sinks]
     root = logging.getLogger()
     previous = (list(root.handlers), root.level)
     if settings.stdlib:
@@ -206,7 +346,7 @@ def setup_logging(settings: LoggingSettings, secrets: Iterable[str] = ()) -> Log
         level = logging.getLevelName(settings.level) if settings.level != "TRACE" else 5
         root.setLevel(level)
         _route_stdlib_loggers(level)
-    return LogSink(ids, previous)
+    return LogSink(ids, previous, sinks)
 
 
 ROUTED_LOGGERS = ("uvicorn", "uvicorn.error", "uvicorn.access", "uvicorn.asgi", "sqlalchemy")
@@ -229,3 +369,24 @@ def _route_stdlib_loggers(level: int) -> None:
     logging.getLogger("uvicorn.access").propagate = level <= logging.INFO
     # SQLAlchemy logs every statement at INFO: it keeps its own WARNING floor (echo lowers it)
     logging.getLogger("sqlalchemy").setLevel(max(level, logging.WARNING))
+
+
+def _sinks(settings: LoggingSettings) -> list[GuardedSink]:
+    """The guarded sinks of ``settings``: stderr, then the file (rotation and retention kept)."""
+    sinks: list[GuardedSink] = []
+    if settings.stderr:
+        stream = sys.stderr
+        sinks.append(GuardedSink("stderr", lambda: stream, report=False))
+    file = settings.file
+    if file is not None:
+        from loguru._file_sink import FileSink
+
+        file.parent.mkdir(parents=True, exist_ok=True)
+
+        def open_file() -> Any:
+            return FileSink(  # type: ignore[no-untyped-call]
+                file, rotation=settings.rotation, retention=settings.retention, encoding="utf-8"
+            )
+
+        sinks.append(GuardedSink(str(file), open_file))
+    return sinks

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from framework.events import (
     Bound,
@@ -37,20 +37,29 @@ from framework.secrets import mask
 if TYPE_CHECKING:
     from loguru import Logger
 
+    from framework.config import LoadedSettings
+    from framework.graph import DependencyGraph
+
 __all__ = (
     "ABORTED_BEFORE_START",
     "ENGINE_LOGGER",
     "ROLLBACK_OUTLIVED",
     "RUNNER_LOGGER",
     "SHUTDOWN_OUTLIVED",
+    "STATUS_FACTS",
     "config_files",
     "crashed",
     "error_text",
     "exiting_now",
     "failure",
+    "forced_by",
     "health_false",
     "health_timed_out",
+    "last_line",
+    "lines_lost",
     "log_event",
+    "log_reopened",
+    "log_starting",
     "not_a_service",
     "not_created",
     "report_not_written",
@@ -58,7 +67,9 @@ __all__ = (
     "signal_again",
     "signal_during_startup",
     "signal_received",
+    "sink_failed",
     "starting",
+    "status_line",
 )
 
 RUNNER_LOGGER = "framework.application"
@@ -102,6 +113,16 @@ def starting(app: str, services: int, layers: int, env: str | None) -> str:
     return f"starting {app}: {services} service(s) in {layers} layer(s)" + (
         f", env {env}" if env else ""
     )
+
+
+def log_starting(app: str, graph: DependencyGraph, loaded: LoadedSettings[Any]) -> None:
+    """The first lines of a start: the app, its services and layers, the files read, warnings."""
+    layers = max(graph.layer.values(), default=-1) + 1
+    log = runner_log()
+    log.info(starting(app, len(graph), layers, loaded.env))
+    log.info(config_files(loaded.files))
+    for warning in loaded.warnings:
+        log.warning(warning)
 
 
 def config_files(files: Sequence[Path]) -> str:
@@ -158,6 +179,48 @@ def report_not_written(path: object, error: OSError) -> str:
     return mask(f"cannot write the report to {path}: {error}")
 
 
+def forced_by(sig: str, count: int) -> str:
+    """Why the watchdog forces the exit after the second (or a later) signal."""
+    return f"second {sig}" if count == 2 else f"{sig} received {count} times"
+
+
+def last_line(code: int, why: str) -> str:
+    """Written straight to stderr when the logger itself is stuck (a stalled pipe)."""
+    return f"{exiting_now(why)}; the log could not be flushed\nexit code {code}\n"
+
+
+def sink_failed(sink: str, error: BaseException) -> str:
+    return (
+        f"log sink {sink} failed: {error_text(error)}; its lines are counted as lost "
+        "(check the disk or the logging.file setting)"
+    )
+
+
+def lines_lost(sink: str, lines: int, error: BaseException) -> str:
+    return f"log sink {sink} lost {lines} line(s): {error_text(error)}"
+
+
+def log_reopened(files: list[str]) -> str:
+    return (
+        f"received SIGUSR1: reopened {', '.join(files)}"
+        if files
+        else ("received SIGUSR1: no log file to reopen")
+    )
+
+
+STATUS_FACTS = ("in_flight", "checked_out")
+"""Read from each service for the status snapshot when it has them (duck-typed, no import)."""
+
+
+def status_line(name: str, service: object) -> str:
+    """One service in the SIGUSR2 status snapshot: its state, requests in flight, connections."""
+    facts = [(fact, getattr(service, fact, None)) for fact in STATUS_FACTS]
+    extra = "".join(
+        f", {fact.replace('_', ' ')} {value}" for fact, value in facts if isinstance(value, int)
+    )
+    return f"status: service {name!r} {getattr(service, 'state', 'unknown')}{extra}"
+
+
 # -- the lifecycle events -------------------------------------------------------------------------
 
 
@@ -212,6 +275,8 @@ def log_event(event: Event) -> None:
                 f"service {name!r} is unhealthy: {why}; /readyz answers 503"
             )
         case RollingBack(reason=r, services=names):
+            # a failed start's cause is on its own line just before: name the service only
+            r = r.split(": ", 1)[0] if r.startswith("service ") and "failed to start: " in r else r
             log.warning(f"startup aborted ({r}); stopping {len(names)} service(s) that began")
         case StartupFinished(duration=d, ok=True):
             log.bind(duration=round(d, 6)).info(f"startup complete in {d:.3f} s")
@@ -239,7 +304,7 @@ def _log_failure(log: Logger, event: ServiceStartFailed | ServiceStopFailed) -> 
         log.warning(f"service {name!r}: {phase.value} cancelled after {d:.3f} s{forced}")
         return
     text = failure(name, phase, event.outcome, bound, error) + after
-    if event.outcome is Outcome.TIMED_OUT:
-        log.error(text)
+    if event.outcome is Outcome.TIMED_OUT or getattr(error, "explained", False):
+        log.error(text)  # the text says it all (a timeout, an error that explains itself)
     else:
         log.opt(exception=error).error(text)

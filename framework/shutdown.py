@@ -11,7 +11,7 @@ cancellation. Used by `framework.lifecycle.Lifecycle` for both the shutdown and 
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
 import anyio
@@ -202,3 +202,9 @@ class ReverseStop:
         rec.errors.append(err)
         self.errors.append(err)
         self.bus.emit(ServiceStopFailed(name, duration, outcome, bound, error))
+
+
+def left_behind(records: Iterable[ServiceRecord]) -> bool:
+    """Whether a stop was given up on (timed out, or cancelled by force) and may still run."""
+    given_up = (Outcome.TIMED_OUT, Outcome.CANCELLED)
+    return any(rec.stop_outcome in given_up for rec in records)

@@ -14,12 +14,19 @@ __all__ = (
     "FORCED_EXIT_AFTER",
     "GRACE_HEADROOM",
     "HARD_EXIT_MARGIN",
+    "LAST_WORDS_BOUND",
     "LEFT_BEHIND_EXIT_AFTER",
     "STOP_GRACE",
+    "THIRD_SIGNAL_EXIT_AFTER",
+    "exit_deadline",
 )
 
 FORCED_EXIT_AFTER = 0.5
 """After a second signal, how long the cancelled stops get before the process exits regardless."""
+
+THIRD_SIGNAL_EXIT_AFTER = 0.1
+"""After a third signal, how long before the watchdog exits (130): time for a responsive loop to
+log that it is forcing the shutdown."""
 
 LEFT_BEHIND_EXIT_AFTER = 0.5
 """After ``run()`` returned, how long a stop left behind may hold the process before it ends."""
@@ -27,6 +34,12 @@ LEFT_BEHIND_EXIT_AFTER = 0.5
 HARD_EXIT_MARGIN = 2.0
 """Past ``lifecycle.shutdown_timeout``, how long a shutdown stuck in code that ignores
 cancellation is waited for before the process exits regardless (exit 1)."""
+
+LAST_WORDS_BOUND = 0.6
+"""How long the watchdog's exit may take: its last words (log why, the timeline, the flush), then,
+if they did not finish, a last line straight to stderr, then the exit. A log write blocked on a
+stalled stderr pipe never holds the exit. The watchdog is armed this much before
+``lifecycle.shutdown_timeout + HARD_EXIT_MARGIN``, so the process is gone by then."""
 
 STOP_GRACE = 0.05
 """How long past its deadline a stop that ignores cancellation is waited for before it is left
@@ -41,3 +54,11 @@ DISPOSE_GRACE = 1.0
 
 ABORT_GRACE = 0.25
 """The HTTP service: after a cancelled stop, how long (shielded) the server task gets to end."""
+
+
+def exit_deadline(count: int, shutdown_timeout: float) -> float:
+    """Seconds from the ``count``-th shutdown signal (or a rollback, 1) to the watchdog's exit:
+    the first leaves the process gone by ``shutdown_timeout + HARD_EXIT_MARGIN``."""
+    if count == 1:
+        return shutdown_timeout + HARD_EXIT_MARGIN - LAST_WORDS_BOUND
+    return FORCED_EXIT_AFTER if count == 2 else THIRD_SIGNAL_EXIT_AFTER

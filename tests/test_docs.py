@@ -315,16 +315,43 @@ def test_docs_markdown_marker_is_replaced() -> None:
     assert hooks.on_page_markdown("plain\n", None, None, None) == "plain\n"
 
 
-@pytest.mark.slow
-def test_site_builds_strict(tmp_path: Path) -> None:
-    """`mkdocs build --strict`: no broken link, no page left out of the nav, no warning."""
+@pytest.fixture(scope="module")
+def built_site(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
+    """The site, built once for this module: its folder and the build's output."""
+    site = tmp_path_factory.mktemp("docs") / "site"
     code, out, err = run(
-        [sys.executable, "-m", "mkdocs", "build", "--strict", "-d", str(tmp_path / "site")],
-        REPO,
+        [sys.executable, "-m", "mkdocs", "build", "--strict", "-d", str(site)], REPO
     )
-    assert code == 0, out + err
-    site = tmp_path / "site"
+    return site, "" if code == 0 else f"exit {code}\n{out}{err}"
+
+
+@pytest.mark.slow
+def test_site_builds_strict(built_site: tuple[Path, str]) -> None:
+    """`mkdocs build --strict`: no broken link, no page left out of the nav, no warning."""
+    site, failure = built_site
+    assert not failure, failure
     assert (site / "reference" / "settings" / "index.html").is_file()
     settings = (site / "reference" / "settings" / "index.html").read_text(encoding="utf-8")
     assert "APP_LIFECYCLE__STOP_TIMEOUT" in settings
     assert not (site / "hooks.py").exists()
+
+
+@pytest.mark.slow
+def test_mermaid_is_served_by_the_site_not_a_cdn(built_site: tuple[Path, str]) -> None:
+    """Every page with a diagram loads the site's own copy of mermaid (which defines the global
+    `mermaid` that mkdocs-material then uses) and no page names a CDN: diagrams render offline."""
+    site, failure = built_site
+    assert not failure, failure
+    script = site / "js" / "mermaid.min.js"
+    assert 'globalThis["mermaid"]' in script.read_text(encoding="utf-8")[-2000:]
+    assert (site / "js" / "mermaid.LICENSE").is_file()
+    with_diagrams = 0
+    for page in site.rglob("*.html"):
+        html = page.read_text(encoding="utf-8")
+        assert not re.search(r"(unpkg\.com|jsdelivr\.net|cdnjs)[^\"']*mermaid", html), page
+        if 'class="mermaid"' in html:
+            with_diagrams += 1
+            src = re.search(r'<script src="([^"]*js/mermaid\.min\.js)"', html)
+            assert src, f"{page} has a diagram but does not load js/mermaid.min.js"
+            assert (page.parent / src.group(1)).resolve() == script.resolve()
+    assert with_diagrams >= 3

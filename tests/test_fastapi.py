@@ -1,4 +1,4 @@
-"""The FastAPI + dependency-injector example (examples/fastapi_sqlalchemy), as users run it.
+"""The FastAPI + dependency-injector example (examples/fastapi), as users run it.
 
 Pinned: wiring alone orders db before http (`check`); the example's own tests pass (FastAPI's
 TestClient style and the framework's fixtures); its lifespan works with a database that takes
@@ -9,6 +9,7 @@ docs page shows the example's files as they are.
 from __future__ import annotations
 
 import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -25,7 +26,7 @@ from framework.services import DatabaseService, DatabaseSettings
 from framework.testing import run_app
 from tests._process import REPO, finish, framework_env, free_port, run_cli, spawn, with_sets
 
-EXAMPLE = REPO / "examples" / "fastapi_sqlalchemy"
+EXAMPLE = REPO / "examples" / "fastapi"
 
 
 @pytest.fixture
@@ -74,8 +75,9 @@ class SlowDatabase(DatabaseService):
 async def test_the_lifespan_waits_for_a_database_that_takes_a_second(
     example_path: None, tmp_path: Path
 ) -> None:
-    """The db provider swapped for one that starts in 1 s: the lifespan still creates the schema
-    (it runs after the database started) and the endpoints work."""
+    """The db provider swapped for one that starts in 1 s, on the example's synchronous URL
+    (sqlite:///, a SQLAlchemy Engine): the lifespan still creates the schema (it runs after the
+    database started) and the endpoints work."""
     from todo.application import App
 
     url = f"sqlite:///{tmp_path}/todo.db"
@@ -138,6 +140,27 @@ def test_sigterm_under_load_answers_every_accepted_request(tmp_path: Path) -> No
     assert code == 0, err
     assert len(statuses) > 20, statuses
     assert [s for s in statuses if not 200 <= s < 300] == []
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(
+    shutil.which("wrk") is None, reason="wrk is not installed (apt-get install wrk)"
+)
+def test_sigterm_under_wrk_gives_no_non_2xx() -> None:
+    """The example's `make load` script, 2 runs (the full 10 are `make load`): wrk with 32
+    keep-alive connections, SIGTERM mid-run; 0 non-2xx responses, exit code 0 every time."""
+    result = subprocess.run(
+        [sys.executable, "loadtest.py", "--runs", "2", "--duration", "3", "--sigterm-after", "1"],
+        cwd=EXAMPLE,
+        env=framework_env(),
+        capture_output=True,
+        text=True,
+        timeout=180,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    total = result.stdout.strip().splitlines()[-1]
+    assert total.startswith("total: 2 runs, ") and "0 non-2xx, 0 non-zero exits" in total, total
+    assert int(total.split(", ")[1].split()[0]) > 0, total  # wrk's requests were answered
 
 
 def test_the_docs_page_shows_the_examples_files(example_path: Any) -> None:

@@ -176,3 +176,48 @@ def test_per_service_events_below_every_sink_level_build_no_record() -> None:
         for i in ids:
             logger.remove(i)
         sink.flush_sync()
+
+
+def test_a_failing_sink_is_reported_once_and_counts_its_lost_lines() -> None:
+    """A sink whose writes fail never raises into the caller: one report, then a count."""
+    import io
+
+    from framework.logs import GuardedSink
+
+    class Full(io.StringIO):
+        def write(self, text: str) -> int:
+            raise OSError(28, "No space left on device")
+
+    sink = GuardedSink("disk.log", Full, report=False)
+    for _ in range(3):
+        sink.write("a line\n")
+    assert sink.lost == 3 and isinstance(sink.error, OSError)
+
+
+def test_reopen_swaps_in_a_new_sink_and_closes_the_old_one() -> None:
+    """SIGUSR1's reopen: lines after it go to the new sink; the old one is stopped."""
+    from framework.logs import GuardedSink
+
+    class Sink:
+        def __init__(self) -> None:
+            self.lines: list[str] = []
+            self.stopped = False
+
+        def write(self, text: str) -> None:
+            self.lines.append(text)
+
+        def stop(self) -> None:
+            self.stopped = True
+
+    made: list[Sink] = []
+
+    def opener() -> Sink:
+        made.append(Sink())
+        return made[-1]
+
+    sink = GuardedSink("app.log", opener)
+    sink.write("before\n")
+    sink.reopen()
+    sink.write("after\n")
+    assert made[0].lines == ["before\n"] and made[0].stopped
+    assert made[1].lines == ["after\n"] and not made[1].stopped

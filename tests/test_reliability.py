@@ -255,6 +255,54 @@ def test_fault_matrix(tmp_path: Path, fault: Fault, x: str, backend: str) -> Non
             assert outcomes[dependent] == ("never started", "never started"), outcomes
 
 
+OUTSIDE_FAULTS = (
+    (
+        "`stop()` stuck in `time.sleep(30)`, then a second SIGTERM",
+        "130",
+        "exit within 1 s of the second signal; timeline logged",
+    ),
+    (
+        "`run()` blocks the loop for 20 s, SIGTERM",
+        "1",
+        "gone by `shutdown_timeout` + 2 s; the watchdog names why",
+    ),
+    (
+        "SIGTERM while a constructor blocks for 3 s",
+        "0",
+        "acted on when it returns: startup aborted, nothing else starts",
+    ),
+    (
+        "two SIGTERMs while a constructor blocks for 30 s",
+        "130",
+        "exit within 1 s of the second signal",
+    ),
+    (
+        "`stop()` logs 20,000 lines to a stderr pipe nobody reads",
+        "1",
+        "gone by `shutdown_timeout` + 2 s; the watchdog never waits on the logger",
+    ),
+    ("the same stalled pipe, then a second SIGTERM", "130", "exit within 1 s of the second signal"),
+    (
+        "`logging.file = /dev/full`",
+        "1",
+        "one line naming the sink, the lost lines counted; the printed exit code is the real one",
+    ),
+    (
+        "PostgreSQL frozen (SIGSTOP) under load, SIGTERM",
+        "0/1",
+        "the database stop keeps within its own bound (stuck connections dropped without a round"
+        " trip); the stop after it gets its time",
+    ),
+    ("SIGUSR1 after logrotate renamed the file", "0", "a new file, nothing lost, nothing stops"),
+    (
+        "SIGUSR2",
+        "0",
+        "each service's state, HTTP requests in flight, DB connections checked out; nothing stops",
+    ),
+)
+"""The faults `tests/test_faults.py` pins, for the page."""
+
+
 def render_reliability_page() -> str:
     lines = [
         "# Reliability",
@@ -279,6 +327,15 @@ def render_reliability_page() -> str:
         said = fault.log.format(x="<x>", bound=f"{BOUND:g}")
         lines.append(f"| {fault.name} | {fault.exit_code} | {fault.guarantee} | `{said}` |")
     lines += [
+        "",
+        "## Faults from outside: a blocked loop, a stalled pipe, a full disk",
+        "",
+        "Each in a real subprocess with real signals and pipes (`tests/test_faults.py`), on asyncio",
+        "and trio; each also asserts that nothing is printed after the final `exit code N` line.",
+        "",
+        "| fault | exit | guarantee |",
+        "|---|---|---|",
+        *(f"| {fault} | {code} | {guarantee} |" for fault, code, guarantee in OUTSIDE_FAULTS),
         "",
         "## Nothing lost, on the real built-in services",
         "",

@@ -3,18 +3,16 @@ watcher (`framework.signals`) with an injected ``notify``, no real signal needed
 
 from __future__ import annotations
 
-import contextlib
-import functools
+import os
 import signal
 import subprocess
+import threading
 import time
-from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
-import anyio
 import pytest
 
-from framework.signals import SIGNALS, watch_signals
+from framework.signals import SIGNALS, USER_SIGNALS, SignalWatcher
 from tests import _process
 from tests._process import finish, run_cli, with_sets
 from tests.sample_apps import read_journal
@@ -219,55 +217,73 @@ def test_bad_targets_are_one_line_and_exit_78(tmp_path: Path, target: str, messa
         assert len(result.stderr.strip().splitlines()) == 1 and "Traceback" not in result.stderr
 
 
-class FakeNotify:
-    """Stands in for ``anyio.open_signal_receiver``: yields the signals it is given."""
-
-    def __init__(self, *sent: signal.Signals) -> None:
-        self.sent = sent
-        self.asked: tuple[signal.Signals, ...] = ()
-
-    @contextlib.contextmanager
-    def __call__(self, *signals: signal.Signals) -> Iterator[AsyncIterator[int]]:
-        self.asked = signals
-
-        async def receive() -> AsyncIterator[int]:
-            for sig in self.sent:
-                yield int(sig)
-            await anyio.sleep_forever()
-
-        yield receive()
-
-
-@pytest.mark.anyio
-async def test_watcher_counts_signals_in_order() -> None:
-    """Each signal reaches the handler with how many came so far; any of the four counts."""
+def test_watcher_counts_shutdown_signals_in_order() -> None:
+    """Each shutdown signal reaches the thread's handler with how many came so far; any of the
+    four counts; SIGUSR1/SIGUSR2 neither count nor reach it; unknown numbers are dropped."""
     seen: list[tuple[signal.Signals, int]] = []
-    notify = FakeNotify(signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
-    async with anyio.create_task_group() as tg:
-        await tg.start(
-            functools.partial(watch_signals, lambda s, n: seen.append((s, n)), notify=notify)
-        )
-        with anyio.fail_after(5):
-            while len(seen) < 3:
-                await anyio.sleep(0.01)
-        tg.cancel_scope.cancel()
+    watcher = SignalWatcher(lambda s, n: seen.append((s, n)))
+    for sig in (signal.SIGTERM, signal.SIGUSR2, signal.SIGINT, signal.SIGHUP, signal.SIGALRM):
+        watcher.deliver(int(sig))
     assert seen == [(signal.SIGTERM, 1), (signal.SIGINT, 2), (signal.SIGHUP, 3)]
-    assert set(notify.asked) == set(SIGNALS)
     assert set(SIGNALS) == {signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT}
+    assert set(USER_SIGNALS) == {signal.SIGUSR1, signal.SIGUSR2}
 
 
-@pytest.mark.anyio
-async def test_watcher_puts_the_previous_handlers_back() -> None:
-    """After the watcher ends, SIGTERM is handled as before it began."""
+def test_watcher_acts_from_its_thread_while_the_main_thread_is_blocked() -> None:
+    """A real signal reaches the handler while the main thread sleeps in synchronous code."""
+    seen: list[tuple[signal.Signals, int, bool]] = []
+    got = threading.Event()
+
+    def handle(sig: signal.Signals, count: int) -> None:
+        seen.append((sig, count, threading.current_thread() is threading.main_thread()))
+        got.set()
+
+    with SignalWatcher(handle):
+        os.kill(os.getpid(), signal.SIGTERM)
+        began = time.monotonic()
+        while not got.is_set() and time.monotonic() - began < 5:
+            time.sleep(0.01)  # blocking: the handler runs anyway, in the watcher's thread
+    assert seen == [(signal.SIGTERM, 1, False)]
+
+
+def test_watcher_puts_the_previous_handlers_and_wakeup_fd_back() -> None:
+    """After the watcher closes, SIGTERM is handled as before it began and the wakeup fd is the
+    previous one (none here)."""
 
     def mine(signum: int, frame: object) -> None:  # never called
         raise AssertionError
 
     previous = signal.signal(signal.SIGTERM, mine)
     try:
-        async with anyio.create_task_group() as tg:
-            await tg.start(watch_signals, lambda s, n: None)
-            tg.cancel_scope.cancel()
+        with SignalWatcher(lambda s, n: None):
+            assert signal.getsignal(signal.SIGTERM) is not mine
         assert signal.getsignal(signal.SIGTERM) is mine
+        assert signal.set_wakeup_fd(-1) == -1
     finally:
         signal.signal(signal.SIGTERM, previous)
+
+
+def test_watcher_does_nothing_outside_the_main_thread() -> None:
+    """Signals can only be handled in the main thread: elsewhere install() declines."""
+    result: list[bool] = []
+    thread = threading.Thread(target=lambda: result.append(SignalWatcher(print).install()))
+    thread.start()
+    thread.join(5)
+    assert result == [False]
+
+
+@pytest.mark.anyio
+async def test_watcher_hands_every_signal_to_the_loop_without_waiting() -> None:
+    """``on_loop`` gets each signal on the event loop, user signals included."""
+    import anyio
+    import anyio.lowlevel
+
+    on_loop: list[tuple[signal.Signals, int]] = []
+    token = anyio.lowlevel.current_token()
+    watcher = SignalWatcher(lambda s, n: None, on_loop=(token, lambda s, n: on_loop.append((s, n))))
+    for sig in (signal.SIGUSR1, signal.SIGTERM, signal.SIGUSR2):
+        watcher.deliver(int(sig))
+    with anyio.fail_after(5):
+        while len(on_loop) < 3:
+            await anyio.sleep(0.01)
+    assert on_loop == [(signal.SIGUSR1, 0), (signal.SIGTERM, 1), (signal.SIGUSR2, 1)]

@@ -88,3 +88,34 @@ def test_exit_later_exits_without_last_words() -> None:
     dog.exit_later(0.5, 0)
     clock.timers[0].go()
     assert clock.exits == [0] and clock.said == []
+
+
+def test_an_earlier_deadline_is_never_postponed() -> None:
+    """arm_within keeps a nearer deadline (the first signal's) and replaces a later one."""
+    clock = Clock()
+    dog = clock.watchdog()
+    dog.arm_within(0.5, 130, "second SIGTERM")
+    dog.arm_within(30.0, 1, "the shutdown outlived lifecycle.shutdown_timeout")
+    assert [t.seconds for t in clock.timers] == [0.5]
+    dog.arm_within(0.1, 130, "SIGTERM received 3 times")
+    assert clock.timers[0].cancelled and clock.timers[1].seconds == 0.1
+
+
+def test_last_words_that_block_never_hold_the_exit() -> None:
+    """Last words stuck (a log write blocked on a stalled pipe): after the bound, the last line
+    is written straight to stderr and the exit happens anyway."""
+    import threading
+
+    clock = Clock()
+    stuck = threading.Event()
+    lines: list[str] = []
+    dog = Watchdog(
+        lambda code, why: stuck.wait(10),
+        last_line=lambda code, why: lines.append(f"exit code {code}") or "",
+        start_timer=clock.start_timer,
+        exit=clock.exits.append,
+        last_words_bound=0.3,
+    )
+    dog.fire(130, "second SIGTERM")
+    stuck.set()
+    assert clock.exits == [130] and lines == ["exit code 130"]

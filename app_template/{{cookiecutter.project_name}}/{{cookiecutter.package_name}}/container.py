@@ -22,12 +22,10 @@ class Container(containers.DeclarativeContainer):
     db = providers.Singleton(OrdersDatabase, settings=settings.provided.database)
     orders = providers.Factory(OrderRepository, db=db)
     worker = providers.Singleton(Worker, orders=orders, settings=settings.provided.worker)
-{% if cookiecutter.web == "fastapi" %}    # The endpoints reach `orders` through wiring; passing `db` to the app factory as well makes
-    # the order explicit in the container: http starts after db and stops before it.
+{% if cookiecutter.web == "fastapi" %}    # The endpoints reach `orders` (so `db`) through wiring: that makes http depend on db, so it
+    # starts after db and stops before it (`framework graph` marks the edge as wired).
     http = providers.Singleton(
-        HttpService,
-        app=providers.Callable(create_web_app, db=db),
-        settings=settings.provided.http,
+        HttpService, app=providers.Callable(create_web_app), settings=settings.provided.http
     )
 {% else %}    http = providers.Singleton(
         HttpService,

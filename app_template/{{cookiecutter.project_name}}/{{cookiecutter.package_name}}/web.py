@@ -2,17 +2,11 @@
 """The HTTP API (FastAPI). The framework adds /livez and /readyz in front of it."""
 
 from fastapi import FastAPI
-{% if cookiecutter.include_database == "yes" %}
-from framework.services import DatabaseService
 
-
-def create_web_app(db: DatabaseService) -> FastAPI:
-    """The FastAPI application; ``db`` is named so that the HTTP service depends on it."""
-{% else %}
 
 def create_web_app() -> FastAPI:
     """The FastAPI application."""
-{% endif %}    # endpoints.py imports the Container for its Provide[...] markers and the container imports
+    # endpoints.py imports the Container for its Provide[...] markers and the container imports
     # this module: importing the endpoints when the app is built keeps the imports acyclic.
     from {{ cookiecutter.package_name }} import endpoints
 

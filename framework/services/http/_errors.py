@@ -14,6 +14,8 @@ class HttpServiceError(FrameworkError):
 class ListenError(HttpServiceError, OSError):
     """The listening socket could not be opened: address in use, not of this machine, privileged."""
 
+    explained = True  # the message says what to change: logged without a traceback
+
     def __init__(self, message: str, errno_: int | None = None) -> None:
         super().__init__(message)
         self.errno = errno_

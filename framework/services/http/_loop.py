@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import importlib.util
 from collections.abc import Callable
+from typing import Any
 
 from framework.services.http._errors import HttpServiceError
 
@@ -30,6 +31,13 @@ def loop_factory(loop: str) -> Callable[[], asyncio.AbstractEventLoop] | None:
         factory: Callable[[], asyncio.AbstractEventLoop] = uvloop.new_event_loop
         return factory
     return None
+
+
+def backend_options(backend: str, loop: str) -> dict[str, Any]:
+    """``anyio.run``'s backend options: on asyncio, uvloop when ``http.loop`` allows it (uvicorn
+    serves on the application's loop)."""
+    factory = loop_factory(loop) if backend == "asyncio" else None
+    return {"loop_factory": factory} if factory is not None else {}
 
 
 def check_loop(loop: str, name: str) -> None:

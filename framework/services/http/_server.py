@@ -16,7 +16,7 @@ from framework.services.http._errors import ListenError
 if TYPE_CHECKING:
     import uvicorn
 
-__all__ = ("address", "drain_times", "listen", "protocol_class", "server_class")
+__all__ = ("address", "drain_times", "listen", "port_setting", "protocol_class", "server_class")
 
 # Of the stop bound, the share kept after the drain for cutting off what is left and for the app's
 # lifespan shutdown; never more than _RESERVE_MAX seconds.
@@ -58,8 +58,30 @@ def server_class() -> Callable[[uvicorn.Config, Callable[[], None], DrainPlan], 
     return EmbeddedServer
 
 
-def listen(host: str, port: int, backlog: int) -> socket.socket:
-    """A listening TCP socket on ``host:port``; `ListenError` saying what to change if not."""
+def port_setting(settings: Any, section: object) -> tuple[str, str]:
+    """The key and environment variable of the port setting: ``http.port``, ``APP_HTTP__PORT``.
+
+    ``section`` is the service's settings object; the key is the field of the app's ``settings``
+    that holds it (``http`` unless the app names it otherwise).
+    """
+    name = "http"
+    for field in type(settings).model_fields if settings is not None else ():
+        if getattr(settings, field, None) is section:
+            name = field
+            break
+    config = getattr(settings, "model_config", {}) if settings is not None else {}
+    prefix = config.get("env_prefix", "APP_") or ""
+    delimiter = config.get("env_nested_delimiter", "__") or "__"
+    return f"{name}.port", f"{prefix}{name}{delimiter}port".upper()
+
+
+def listen(
+    host: str, port: int, backlog: int, setting: tuple[str, str] = ("http.port", "APP_HTTP__PORT")
+) -> socket.socket:
+    """A listening TCP socket on ``host:port``; `ListenError` saying what to change if not.
+
+    ``setting`` (key, environment variable) is named in the message when the port is the issue.
+    """
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     # IPPROTO_TCP, not 0: asyncio sets TCP_NODELAY on accepted connections only for it, and
     # without it small responses wait ~40 ms on Nagle's algorithm and the peer's delayed ACK
@@ -71,15 +93,23 @@ def listen(host: str, port: int, backlog: int) -> socket.socket:
     except OSError as exc:
         sock.close()
         reason = (exc.strerror or str(exc)).lower()
+        key, env = setting
         if exc.errno == errno.EADDRINUSE:
-            hint = "stop the process using it, or set http.port to a free port (0 picks one)"
+            hint = (
+                f"stop the process using it, or set {key} (environment: {env}) "
+                "to a free port (0 picks one)"
+            )
         elif exc.errno == errno.EACCES:
-            hint = "ports below 1024 need privileges: set http.port to 1024 or above"
+            hint = (
+                f"ports below 1024 need privileges: set {key} (environment: {env}) to 1024 or above"
+            )
         else:
-            hint = "set http.host to an address of this machine (127.0.0.1, 0.0.0.0, ::)"
+            host_key = key.rpartition(".")[0] + ".host"
+            hint = f"set {host_key} to an address of this machine (127.0.0.1, 0.0.0.0, ::)"
+        # from None: the message says it all; the OSError below it would only repeat it
         raise ListenError(
             f"cannot listen on {address(host, port)}: {reason}; {hint}", exc.errno
-        ) from exc
+        ) from None
     return sock
 
 

@@ -21,6 +21,7 @@ from framework.services.http._server import (
     address,
     drain_times,
     listen,
+    port_setting,
     protocol_class,
     server_class,
 )
@@ -178,7 +179,10 @@ class HttpService(Service):
         settings = self.settings
         # a socket passed by systemd socket activation or the framework's supervisor, else our own
         inherited = take_inherited_socket(settings.host, settings.port, self.name)
-        self._socket = sock = inherited or listen(settings.host, settings.port, settings.backlog)
+        where = port_setting(self._context and self._context.settings, settings)
+        self._socket = sock = inherited or listen(
+            settings.host, settings.port, settings.backlog, where
+        )
         self._port = int(sock.getsockname()[1])
         # access_log is applied through the protocol class (see _protocol), not Config, which
         # would silence the shared "uvicorn.access" logger for every server in the process
