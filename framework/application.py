@@ -35,7 +35,7 @@ from dependency_injector import containers
 from framework import messages, timing
 from framework._detached import DetachedTasks
 from framework.config import LoadedSettings, load_settings, secrets_of, unknown_services
-from framework.container import build_container, create_services
+from framework.container import build_container, create_services, thaw_heap
 from framework.context import ServiceContext, ServiceView
 from framework.discovery import discover_graph, service_providers
 from framework.errors import ConfigError, FrameworkError, StartupError
@@ -308,6 +308,7 @@ class Application:
             if self._log is not None:
                 log, self._log = self._log, None
                 await log.flush(fallback=self._watchdog is None)  # run(): the final line stays last
+            thaw_heap()  # frozen once the services were created (see framework.container)
             self.state = RunState.STOPPED
             if self._stopped is not None:
                 self._stopped.set()

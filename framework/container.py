@@ -3,6 +3,9 @@
 `build_container` instantiates the `DeclarativeContainer` class and hands it the loaded settings
 (a provider named ``settings`` is overridden with them); `create_services` calls each service's
 provider in start order and checks it got a `Service`.
+
+The collector is paused while they run, and once the services exist the heap is frozen
+(`framework._heap`): the application thaws it (`thaw_heap`) after its last stop.
 """
 
 from __future__ import annotations
@@ -14,13 +17,14 @@ from dependency_injector import containers, providers
 from dependency_injector.errors import NonCopyableArgumentError
 
 from framework import messages
+from framework._heap import freeze_heap, gc_paused, thaw_heap
 from framework.errors import FrameworkError, GraphError, StartupError
 from framework.graph import DependencyGraph
 from framework.service import Service
 from framework.settings import Settings
 from framework.settings_provider import settings_provider_problems
 
-__all__ = ("build_container", "create_services")
+__all__ = ("build_container", "create_services", "thaw_heap")
 
 
 def build_container(
@@ -36,7 +40,10 @@ def build_container(
         raise GraphError("; ".join(problems))
     name = container_class.__name__
     try:
-        container = container_class()  # wires itself when it has a wiring_config
+        # the class's providers are deep-copied (a few objects per provider, no garbage), and the
+        # container wires itself when it has a wiring_config
+        with gc_paused():
+            container = container_class()
     except NonCopyableArgumentError as exc:
         raise FrameworkError(
             f"{name}: {exc}; wrap the object in providers.Object(...) "
@@ -57,16 +64,18 @@ def create_services(
 ) -> dict[str, Service]:
     """Call each service's provider, in start order; `StartupError` (logged) on the first failure."""
     services: dict[str, Service] = {}
-    for name in graph.order:
-        try:
-            service = service_providers[name]()
-        except Exception as exc:
-            message = messages.not_created(name, exc)
-            messages.runner_log().opt(exception=exc).error(message)
-            raise StartupError([], message) from exc
-        if not isinstance(service, Service):
-            message = messages.not_a_service(name, service)
-            messages.runner_log().error(message)
-            raise StartupError([], message)
-        services[name] = service
+    with gc_paused():
+        for name in graph.order:
+            try:
+                service = service_providers[name]()
+            except Exception as exc:
+                message = messages.not_created(name, exc)
+                messages.runner_log().opt(exception=exc).error(message)
+                raise StartupError([], message) from exc
+            if not isinstance(service, Service):
+                message = messages.not_a_service(name, service)
+                messages.runner_log().error(message)
+                raise StartupError([], message)
+            services[name] = service
+    freeze_heap()  # the container and the services live as long as the app: no GC pass over them
     return services

@@ -17,6 +17,7 @@ from typing import Any
 
 from dependency_injector import containers, providers
 
+from framework._heap import gc_paused
 from framework.graph import DependencyGraph
 from framework.service import Service
 from framework.wiring import uses_wiring, wired_injections
@@ -49,6 +50,11 @@ def discover_graph(services: Mapping[str, Any], *, container: Any = None) -> Dep
 
     ``container`` (default: the one `service_providers` found them in) adds the wiring edges.
     """
+    with gc_paused():  # sets and dicts per service, none of them garbage: no collector passes
+        return _discover(services, container)
+
+
+def _discover(services: Mapping[str, Any], container: Any) -> DependencyGraph:
     by_id = {id(p): name for name, p in services.items()}
     deps = {name: _reachable(provider.related, by_id) for name, provider in services.items()}
     container = container if container is not None else getattr(services, "container", None)

@@ -265,6 +265,7 @@ class LogSink:
             root = logging.getLogger()
             root.handlers[:], level = self._previous_root
             root.setLevel(level)
+            _route_stdlib_loggers(logging.NOTSET)
             if fallback:
                 restore_fallback()
             elif not root.handlers:  # nor the standard library's last resort (a pool's warning)
@@ -342,12 +343,32 @@ def setup_logging(settings: LoggingSettings, secrets: Iterable[str] = ()) -> Log
     previous = (list(root.handlers), root.level)
     if settings.stdlib:
         root.handlers[:] = [_InterceptHandler()]
-        root.setLevel(logging.getLevelName(settings.level) if settings.level != "TRACE" else 5)
-        for name in ("uvicorn", "uvicorn.error", "uvicorn.access", "sqlalchemy"):
-            lg = logging.getLogger(name)
-            lg.handlers.clear()
-            lg.propagate = True
+        level = logging.getLevelName(settings.level) if settings.level != "TRACE" else 5
+        root.setLevel(level)
+        _route_stdlib_loggers(level)
     return LogSink(ids, previous, sinks)
+
+
+ROUTED_LOGGERS = ("uvicorn", "uvicorn.error", "uvicorn.access", "uvicorn.asgi", "sqlalchemy")
+
+
+def _route_stdlib_loggers(level: int) -> None:
+    """Give the known stdlib loggers the effective level, so records below it are never built.
+
+    Each gets its own level (not only the root's): ``isEnabledFor`` answers from it at once, and
+    uvicorn, which configures these loggers itself when run alone, finds them already set. uvicorn
+    decides per connection whether to build access records from ``"uvicorn.access"`` having
+    handlers: when its records (INFO) are filtered out anyway, the logger stops propagating, so
+    uvicorn formats no client address, path or status for a record that would be dropped.
+    """
+    for name in ROUTED_LOGGERS:
+        lg = logging.getLogger(name)
+        lg.handlers.clear()
+        lg.setLevel(level)
+        lg.propagate = True
+    logging.getLogger("uvicorn.access").propagate = level <= logging.INFO
+    # SQLAlchemy logs every statement at INFO: it keeps its own WARNING floor (echo lowers it)
+    logging.getLogger("sqlalchemy").setLevel(max(level, logging.WARNING))
 
 
 def _sinks(settings: LoggingSettings) -> list[GuardedSink]:

@@ -224,10 +224,22 @@ def status_line(name: str, service: object) -> str:
 # -- the lifecycle events -------------------------------------------------------------------------
 
 
+_PER_SERVICE_LEVEL: dict[type, int] = {
+    ServiceStarting: 10,
+    ServiceStopping: 10,
+    ServiceStarted: 20,
+    ServiceStopped: 20,
+}
+"""The loguru level number each per-service event is logged at (DEBUG, INFO)."""
+
+
 def log_event(event: Event) -> None:
     """Render a lifecycle event as a structured log record."""
     from loguru import logger
 
+    # one event per service and phase: skipped before any record is built when no sink wants it
+    if _PER_SERVICE_LEVEL.get(type(event), 100) < logger._core.min_level:  # type: ignore[attr-defined]
+        return
     log = logger.bind(logger_name=ENGINE_LOGGER, event=type(event).__name__)
     match event:
         case ServiceStarting(service=name):

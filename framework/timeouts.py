@@ -16,12 +16,12 @@ __all__ = ("service_bounds", "stop_seconds")
 
 def service_bounds(name: str, service_class: type, settings: Settings) -> tuple[Bound, Bound]:
     """The (start, stop) bounds of service ``name``, each naming the setting it came from."""
-    section = settings.service(name)
+    section = settings.services.get(name)  # not settings.service(name): no model built per service
     lifecycle = settings.lifecycle
     out = []
     for phase, default in (("start", lifecycle.start_timeout), ("stop", lifecycle.stop_timeout)):
         key = f"{phase}_timeout"
-        if getattr(section, key) is not None:
+        if section is not None and getattr(section, key) is not None:
             out.append(Bound(getattr(section, key), f"services.{name}.{key}"))
         elif getattr(service_class, key, None) is not None:
             out.append(Bound(float(getattr(service_class, key)), f"{service_class.__name__}.{key}"))

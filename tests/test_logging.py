@@ -127,6 +127,57 @@ def test_text_format_escapes_braces(tmp_path: Path) -> None:
     assert "payload={not a field}" in text
 
 
+@pytest.mark.parametrize("level", ["DEBUG", "INFO", "WARNING", "ERROR"])
+def test_routed_stdlib_loggers_carry_the_level_so_filtered_records_are_never_built(
+    level: str,
+) -> None:
+    """uvicorn's and SQLAlchemy's loggers get the level themselves (SQLAlchemy never below
+    WARNING, its statements stay quiet), uvicorn.access has no handlers when its INFO records would
+    be dropped (uvicorn then builds none), and flushing gives every logger back its neutral state."""
+    number = logging.getLevelName(level)
+    sink = setup_logging(LoggingSettings(level=level, stderr=False))
+    try:
+        for name in ("uvicorn", "uvicorn.error", "uvicorn.asgi"):
+            assert logging.getLogger(name).level == number
+        access = logging.getLogger("uvicorn.access")
+        assert access.hasHandlers() is (number <= logging.INFO)
+        assert access.isEnabledFor(logging.INFO) is (number <= logging.INFO)
+        assert logging.getLogger("sqlalchemy").level == max(number, logging.WARNING)
+        assert not logging.getLogger("sqlalchemy.engine").isEnabledFor(logging.INFO)
+    finally:
+        sink.flush_sync()
+    assert logging.getLogger("uvicorn.access").propagate
+    assert logging.getLogger("uvicorn.error").level == logging.NOTSET
+
+
+def test_per_service_events_below_every_sink_level_build_no_record() -> None:
+    """Starting/started/stopping/stopped events reach a sink at their level (DEBUG, INFO) and
+    are skipped, record and all, when every sink's level is above theirs."""
+    from framework.events import ServiceStarted, ServiceStarting
+    from framework.messages import log_event
+
+    seen: list[str] = []
+    sink = setup_logging(LoggingSettings(level="WARNING", stderr=False))
+    ids = [logger.add(lambda m: seen.append(m.record["message"]), level="INFO")]
+    try:
+        log_event(ServiceStarting("db"))
+        log_event(ServiceStarted("db", 0.5))
+        assert seen == ["service 'db' started in 0.500 s"]
+        logger.remove(ids.pop())
+        ids.append(logger.add(lambda m: seen.append(m.record["message"]), level="DEBUG"))
+        log_event(ServiceStarting("db"))
+        assert seen[-1] == "starting service 'db'"
+        logger.remove(ids.pop())
+        before = len(seen)
+        log_event(ServiceStarting("db"))
+        log_event(ServiceStarted("db", 0.5))
+        assert len(seen) == before
+    finally:
+        for i in ids:
+            logger.remove(i)
+        sink.flush_sync()
+
+
 def test_a_failing_sink_is_reported_once_and_counts_its_lost_lines() -> None:
     """A sink whose writes fail never raises into the caller: one report, then a count."""
     import io

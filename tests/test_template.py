@@ -48,7 +48,7 @@ def test_new_renders_a_complete_project(tmp_path: Path) -> None:
     ]:
         assert (project / name).is_file(), name
     pyproject = tomllib.loads((project / "pyproject.toml").read_text())
-    assert pyproject["project"]["dependencies"][0] == f"framework @ {REPO.as_uri()}"
+    assert pyproject["project"]["dependencies"][0] == f"framework[standard] @ {REPO.as_uri()}"
     dockerfile = (project / "Dockerfile").read_text()
     assert "STOPSIGNAL SIGTERM" in dockerfile
     assert "USER 10001" in dockerfile

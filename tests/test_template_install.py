@@ -68,7 +68,7 @@ def test_new_from_a_wheel_then_make_test_and_run(
     dependencies = tomllib.loads((project / "pyproject.toml").read_text())["project"][
         "dependencies"
     ]
-    assert dependencies[0] == f"framework @ {wheel.as_uri()}"
+    assert dependencies[0] == f"framework[standard] @ {wheel.as_uri()}"
 
     out = _run(["make", "test", f"VENV={venv}"], cwd=project, env=env, timeout=900)
     assert "4 passed" in out
@@ -116,7 +116,7 @@ def test_new_from_a_non_editable_folder_install(
     assert "site-packages/framework/_app_template" in where
     _run([venv / "bin/framework", "new", "shop", "--no-input"], cwd=tmp_path, env=env)
     dependencies = tomllib.loads((tmp_path / "shop/pyproject.toml").read_text())["project"]
-    assert dependencies["dependencies"][0] == f"framework @ {source.as_uri()}"
+    assert dependencies["dependencies"][0] == f"framework[standard] @ {source.as_uri()}"
 
 
 def _wait_ready(port: int, proc: subprocess.Popen[str], timeout: float = 60) -> bool:
