@@ -78,17 +78,10 @@ def bind_listeners(services: Mapping[str, HttpSettings]) -> list[Listener]:
 
 
 def _listen(name: str, host: str, port: int, backlog: int) -> socket.socket:
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
+    """The HTTP service's own `listen`, its message naming the service (``service 'api': ...``)."""
+    from framework.services.http._server import listen
+
     try:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        sock.bind((host, port))
-        sock.listen(backlog)
+        return listen(host, port, backlog)
     except OSError as exc:
-        sock.close()
-        raise OSError(
-            exc.errno,
-            f"service {name!r}: cannot listen on {host}:{port}: {exc.strerror or exc}; stop the "
-            f"process using it or change {name}'s host/port (http.host, http.port)",
-        ) from None
-    return sock
+        raise OSError(exc.errno, f"service {name!r}: {exc}") from None
