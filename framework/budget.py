@@ -32,11 +32,7 @@ def check_budget(
             f"lifecycle.shutdown_timeout {lc.shutdown_timeout:g} s, so the last stops could be cut "
             "short; raise lifecycle.shutdown_timeout or lower the stop bounds"
         )
-    grace, source = (
-        (grace_period, "--grace-period")
-        if grace_period is not None
-        else (lc.grace_period, "lifecycle.grace_period")
-    )
+    grace, source = _grace(lc, grace_period)
     if grace is not None:
         total = lc.shutdown_delay + lc.shutdown_timeout
         if total + GRACE_HEADROOM > grace:
@@ -63,11 +59,7 @@ def budget_lines(
         f"shutdown_delay {lc.shutdown_delay:g} s + longest stop chain {longest:g} s = "
         f"{needed:g} s <= lifecycle.shutdown_timeout {lc.shutdown_timeout:g} s"
     ]
-    grace, source = (
-        (grace_period, "--grace-period")
-        if grace_period is not None
-        else (lc.grace_period, "lifecycle.grace_period")
-    )
+    grace, source = _grace(lc, grace_period)
     if grace is not None:
         total = lc.shutdown_delay + lc.shutdown_timeout
         lines.append(
@@ -76,3 +68,10 @@ def budget_lines(
             f"{grace:g} s ({source})"
         )
     return lines
+
+
+def _grace(lc: LifecycleSettings, grace_period: float | None) -> tuple[float | None, str]:
+    """The platform's grace period and where it came from: ``--grace-period`` over the setting."""
+    if grace_period is not None:
+        return grace_period, "--grace-period"
+    return lc.grace_period, "lifecycle.grace_period"
