@@ -154,10 +154,14 @@ class StartupFinished:
 
 @dataclass(frozen=True)
 class RollingBack:
-    """Startup failed or was aborted; the services that began starting are stopped in reverse."""
+    """Startup failed or was aborted; the services that began starting are stopped in reverse.
+
+    ``raised`` names the service whose ``start()`` raised when that is the reason (its error is
+    reported with the failed start already)."""
 
     reason: str
     services: tuple[str, ...]
+    raised: str | None = None
 
 
 @dataclass(frozen=True)

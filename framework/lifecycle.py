@@ -176,9 +176,8 @@ class Lifecycle:
         if ok:
             self.state = LifecycleState.STARTED
             return
-        reason = self.abort_reason or (
-            str(self.start_errors[0]) if self.start_errors else "startup failed"
-        )
+        first = str(self.start_errors[0]) if self.start_errors else "startup failed"
+        reason = self.abort_reason or first
         await self._roll_back(reason)
         raise StartupError([*self.start_errors, *self.stop_errors], reason)
 
@@ -345,7 +344,9 @@ class Lifecycle:
 
     async def _roll_back(self, reason: str) -> None:
         begun = tuple(rec.name for rec in self if rec.began)
-        self.emit(RollingBack(reason, begun))
+        first = self.start_errors[0] if self.start_errors else None
+        raised = first is not None and first.outcome is Outcome.FAILED and reason == str(first)
+        self.emit(RollingBack(reason, begun, first.service if raised and first else None))
         self._begin_stopping()
         await self._stop_all(deadline(anyio.current_time(), self.shutdown_timeout.seconds))
 

@@ -274,9 +274,9 @@ def log_event(event: Event) -> None:
             log.bind(service=name, healthy=False).warning(
                 f"service {name!r} is unhealthy: {why}; /readyz answers 503"
             )
-        case RollingBack(reason=r, services=names):
+        case RollingBack(reason=r, services=names, raised=raised):
             # a failed start's cause is on its own line just before: name the service only
-            r = r.split(": ", 1)[0] if r.startswith("service ") and "failed to start: " in r else r
+            r = f"service {raised!r} failed to start" if raised is not None else r
             log.warning(f"startup aborted ({r}); stopping {len(names)} service(s) that began")
         case StartupFinished(duration=d, ok=True):
             log.bind(duration=round(d, 6)).info(f"startup complete in {d:.3f} s")
