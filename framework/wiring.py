@@ -156,6 +156,8 @@ def _markers_of_module(module: ModuleType) -> Iterator[tuple[str, Any]]:
 
 
 def _markers_of_callable(where: str, fn: Any) -> Iterator[tuple[str, Any]]:
+    if not _may_have_markers(fn):
+        return
     try:
         signature = inspect.signature(fn)
     except (ValueError, TypeError):
@@ -166,15 +168,32 @@ def _markers_of_callable(where: str, fn: Any) -> Iterator[tuple[str, Any]]:
             yield f"{where}({name})", marker
 
 
+def _may_have_markers(fn: Any) -> bool:
+    """Whether ``fn``'s signature can hold a marker, read from its defaults and annotations
+    directly: building the signature of every method of every class a wired module imports
+    (FastAPI's, SQLAlchemy's) was most of the time the graph took to find."""
+    target = inspect.unwrap(getattr(fn, "__func__", fn), stop=lambda f: hasattr(f, "__signature__"))
+    if not inspect.isfunction(target) or hasattr(target, "__signature__"):
+        return True  # what the signature is made of is not plain: take the long way
+    defaults = [*(target.__defaults__ or ()), *(target.__kwdefaults__ or {}).values()]
+    annotations = getattr(target, "__annotations__", None) or {}
+    return any(_marker_in(None, default) is not None for default in defaults) or any(
+        _marker_in(annotation, None) is not None for annotation in annotations.values()
+    )
+
+
 def _extract_marker(parameter: inspect.Parameter) -> Any:
+    return _marker_in(parameter.annotation, parameter.default)
+
+
+def _marker_in(annotation: Any, default: Any) -> Any:
     """As dependency-injector extracts it: ``Annotated`` metadata, else the default; each
     candidate unwrapped from ``Depends(...)`` (and the other registered extractors)."""
-    annotation = parameter.annotation
     origin: Any = get_origin(annotation)
     if origin is Annotated:
         candidates: Iterable[Any] = get_args(annotation)[1:]
     else:
-        candidates = (parameter.default,)
+        candidates = (default,)
     for candidate in candidates:
         for extract in di_wiring.MARKER_EXTRACTORS:
             found = extract(candidate)
