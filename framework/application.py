@@ -48,7 +48,7 @@ from framework.logs import LogSink, restore_fallback, setup_logging
 from framework.messages import log_event, runner_log
 from framework.readiness import AppState, Readiness
 from framework.readiness_events import follow_lifecycle
-from framework.report import render_timeline, timeline, write_report
+from framework.report import logs_info, render_timeline, timeline, write_report
 from framework.restart import RestartPolicy
 from framework.service import Service
 from framework.settings import Settings
@@ -314,12 +314,14 @@ class Application:
                 self._stopped.set()
 
     def _report(self) -> None:
-        entries = timeline(self.lifecycle) if self.lifecycle is not None else []
+        logged = logs_info()  # else the table (a line per service) would be built for no sink
+        entries = timeline(self.lifecycle if logged or self.report_path is not None else None)
         reason = self._requested.reason if self._requested else ""
         code = int(self.exit_code if self.exit_code is not None else ExitCode.FAILURE)
         if self._log is not None and self._log.report_losses(runner_log()) and code == 0:
             code = self.exit_code = ExitCode.FAILURE  # lost log lines: a failure, said last
-        runner_log().bind(exit_code=code).info(render_timeline(entries) + f"\nexit code {code}")
+        if logged:
+            runner_log().bind(exit_code=code).info(render_timeline(entries) + f"\nexit code {code}")
         if self.report_path is not None:
             try:
                 write_report(self.report_path, entries, code, reason)

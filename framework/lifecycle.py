@@ -29,7 +29,7 @@ from typing import Any, Protocol
 import anyio
 from anyio.abc import TaskGroup
 
-from framework._walk import walk
+from framework._walk import Walk
 from framework.errors import FrameworkError, ServiceError, ShutdownError, StartupError
 from framework.events import (
     Bound,
@@ -202,16 +202,13 @@ class Lifecycle:
                     ready.append(self.records[dependent])
             return ready
 
-        def spawn(rec: ServiceRecord) -> None:
-            tg.start_soon(walk, rec, step, spawn, name=f"start {rec.name}")
-
+        walk = Walk(step, lambda task: tg.start_soon(task, name="start"))
+        walk.ready.extend(self.records[name] for name, n in missing.items() if n == 0)
         self._start_scope = scope
         try:
             with scope:
                 async with anyio.create_task_group() as tg:
-                    for name, n in missing.items():
-                        if n == 0:
-                            spawn(self.records[name])
+                    await walk.run()
         except anyio.get_cancelled_exc_class():
             # cancelled from outside: roll back what began, shielded, then let it propagate
             with anyio.CancelScope(shield=True):

@@ -14,13 +14,13 @@ from typing import Any
 from framework.records import ServiceRecord
 from framework.secrets import mask
 
-__all__ = ("render_timeline", "timeline", "write_report")
+__all__ = ("logs_info", "render_timeline", "timeline", "write_report")
 
 
-def timeline(records: Iterable[ServiceRecord]) -> list[dict[str, Any]]:
+def timeline(records: Iterable[ServiceRecord] | None) -> list[dict[str, Any]]:
     """One entry per service, in start order: start and stop outcome and duration, errors, and
     each restart of its ``run()`` (seconds after the first start began, cause, backoff)."""
-    records = list(records)
+    records = list(records or ())
     origin = min((r.start_began for r in records if r.start_began is not None), default=0.0)
     out = []
     for rec in sorted(records, key=lambda r: (r.start_began is None, r.start_began or 0.0)):
@@ -45,6 +45,16 @@ def timeline(records: Iterable[ServiceRecord]) -> list[dict[str, Any]]:
             }
         )
     return out
+
+
+def logs_info() -> bool:
+    """Whether any log sink takes INFO records (the timeline's level)."""
+    from loguru import logger
+
+    return bool(logger._core.min_level <= _INFO)  # type: ignore[attr-defined]
+
+
+_INFO = 20
 
 
 def render_timeline(entries: list[dict[str, Any]]) -> str:

@@ -1,8 +1,8 @@
 """The reverse-order stop: a service stops once all its dependents have stopped, each bounded.
 
-Each stop gets ``min(its stop bound, what is left of the shutdown budget)``. Each stop runs inline
-in a task that then goes on with the next ready service (`framework._walk`), so a chain costs one
-task. A single watchdog task releases the dependencies of a stop that overruns its deadline by
+Each stop gets ``min(its stop bound, what is left of the shutdown budget)``. The stops ready to go
+are taken by as few tasks as their concurrency needs (`framework._walk`): stops that return
+without waiting share one task. A single watchdog task releases the dependencies of a stop that overruns its deadline by
 `STOP_GRACE` while ignoring cancellation. The tasks are detached: the shutdown returns once every
 service is stopped or given up on, without waiting for a stop stuck in code that ignores
 cancellation. Used by `framework.lifecycle.Lifecycle` for both the shutdown and the rollback.
@@ -17,7 +17,7 @@ from dataclasses import dataclass
 import anyio
 
 from framework._detached import DetachedTasks
-from framework._walk import walk
+from framework._walk import Walk
 from framework.errors import ServiceError
 from framework.events import (
     Bound,
@@ -72,6 +72,7 @@ class ReverseStop:
         self.wake = anyio.Event()
         self.done = anyio.Event()
         self.tasks = DetachedTasks()
+        self.walk = Walk(self.step, lambda task: self.tasks.start_soon(task, name="stop"))
 
     async def run(self) -> None:
         """Stop everything that began; on cancellation (forced), cancel the stops in flight."""
@@ -79,9 +80,7 @@ class ReverseStop:
             if not self.remaining:
                 return
             self.tasks.start_soon(self.watchdog, name="shutdown watchdog")
-            for name, n in self.waiting.items():
-                if n == 0:
-                    self.spawn(name)
+            self.walk.add(name for name, n in self.waiting.items() if n == 0)
             await self.done.wait()
         finally:
             if not self.done.is_set():  # forced: cancel the stops in flight and the watchdog
@@ -90,9 +89,6 @@ class ReverseStop:
                     inflight.scope.cancel()
                 self.wake.set()
             self.give_up_on_unbegun()
-
-    def spawn(self, name: str) -> None:
-        self.tasks.start_soon(walk, name, self.step, self.spawn, name=f"stop {name}")
 
     async def step(self, name: str) -> list[str]:
         await self.stop_one(name)
@@ -171,8 +167,7 @@ class ReverseStop:
             for name, f in list(self.inflight.items()):
                 if f.deadline + STOP_GRACE <= now and name not in self.released:
                     self.record(self.records[name], f.began, f.bound, Outcome.TIMED_OUT)
-                    for nxt in self.release(name):
-                        self.spawn(nxt)
+                    self.walk.add(self.release(name))
 
     def give_up_on_unbegun(self) -> None:
         """Forced: a service whose stop never began is recorded as cancelled."""
