@@ -55,7 +55,7 @@ from framework.settings import Settings
 from framework.shutdown import left_behind
 from framework.signals import SignalWatcher
 from framework.systemd import WORKER_ENV, Notifier, notify_lifecycle, watchdog_loop
-from framework.timeouts import service_bounds
+from framework.timeouts import all_bounds, service_bounds
 from framework.watchdog import Watchdog
 from framework.wiring import unwire_container
 
@@ -198,8 +198,8 @@ class Application:
     def _make_lifecycle(self) -> Lifecycle:
         """Create the services, hand the built-ins their context, and the engine that runs them."""
         services = create_services(self.graph, self._providers)
-        bounds = {name: self.bounds(name) for name in services}
-        lc = self.settings.lifecycle
+        bounds = all_bounds(services, self.service_class, self.settings)
+        lc, sections = self.settings.lifecycle, self.settings.services
         lifecycle = Lifecycle(
             services,
             self.graph,
@@ -209,7 +209,7 @@ class Application:
             shutdown_timeout=Bound(lc.shutdown_timeout, "lifecycle.shutdown_timeout"),
             on_crash=self._on_crash,
             bus=self.bus,
-            restart={n: RestartPolicy.from_settings(self.settings.service(n)) for n in services},
+            restart={n: RestartPolicy.from_settings(sections.get(n)) for n in services},
         )
         for name, service in services.items():
             attach = getattr(service, "_framework_attach", None)
