@@ -5,19 +5,55 @@ dependencies do). A task takes the next ready item and runs its step; a step tha
 suspending (a no-op ``start()``) needs no task of its own, so a graph of those costs one task. A
 step that suspends (it awaits something) first hands the items still queued to new tasks, so the
 others go on concurrently while it waits, as if each had a task of its own.
+
+Each task's steps run in one cancel scope, its `Timer`: a step bounds its call with it, and the
+deadline is set only if the call waits (a call that returns without waiting cannot be interrupted,
+so it needs no timer). Once a deadline has fired the task goes on in a new scope.
 """
 
 from __future__ import annotations
 
+import math
 import types
 from collections import deque
 from collections.abc import Callable, Coroutine, Generator, Iterable, Sequence
 from typing import Any, Generic, TypeVar
 
-__all__ = ("Walk",)
+import anyio
+
+__all__ = ("Timer", "Walk")
 
 T = TypeVar("T")
-Step = Callable[[T], Coroutine[Any, Any, Sequence[T]]]
+
+
+class Timer:
+    """The deadline of one walk task's current step, in the cancel scope around its steps."""
+
+    def __init__(self, scope: anyio.CancelScope) -> None:
+        self.scope = scope
+
+    @property
+    def expired(self) -> bool:
+        """Whether the deadline fired (or the scope was cancelled): the step's call was cut short."""
+        return self.scope.cancel_called
+
+    async def run(self, call: Callable[[], Coroutine[Any, Any, Any]], deadline: float) -> None:
+        """Await ``call()`` until ``deadline``; cancelled past it (`expired` then tells)."""
+        coro = call()
+        try:
+            suspended = coro.send(None)
+        except StopIteration:
+            return  # returned without waiting: nothing to bound
+        scope = self.scope
+        scope.deadline = deadline
+        try:
+            await _resume(coro, suspended)
+        finally:
+            if not scope.cancel_called:
+                scope.deadline = math.inf
+
+
+Step = Callable[[T, Timer], Coroutine[Any, Any, Sequence[T]]]
 
 
 class Walk(Generic[T]):
@@ -40,15 +76,18 @@ class Walk(Generic[T]):
         """Take ready items until none is left (run inline, or by the tasks the walk spawns)."""
         ready, step = self.ready, self.step
         while ready:
-            coro = step(ready.popleft())
-            try:
-                suspended = coro.send(None)
-            except StopIteration as done:
-                made = done.value
-            else:  # it waits: the others must not wait for it
-                self._spawn_tasks(len(ready) - self.waiting_tasks)
-                made = await _resume(coro, suspended)
-            ready.extend(made)
+            with anyio.CancelScope() as scope:
+                timer = Timer(scope)
+                while ready and not scope.cancel_called:
+                    coro = step(ready.popleft(), timer)
+                    try:
+                        suspended = coro.send(None)
+                    except StopIteration as done:
+                        made = done.value
+                    else:  # it waits: the others must not wait for it
+                        self._spawn_tasks(len(ready) - self.waiting_tasks)
+                        made = await _resume(coro, suspended)
+                    ready.extend(made)
 
     def _spawn_tasks(self, n: int) -> None:
         for _ in range(n):

@@ -29,7 +29,7 @@ from typing import Any, Protocol
 import anyio
 from anyio.abc import TaskGroup
 
-from framework._walk import Walk
+from framework._walk import Timer, Walk
 from framework.errors import FrameworkError, ServiceError, ShutdownError, StartupError
 from framework.events import (
     Bound,
@@ -187,11 +187,11 @@ class Lifecycle:
         failed = False
         tg: TaskGroup
 
-        async def step(rec: ServiceRecord) -> list[ServiceRecord]:
+        async def step(rec: ServiceRecord, timer: Timer) -> list[ServiceRecord]:
             nonlocal failed
             if tg.cancel_scope.cancel_called or scope.cancel_called:
                 return []  # startup already failed or was aborted: this one never begins
-            if not await self._start_service(rec, run_group):
+            if not await self._start_service(rec, run_group, timer):
                 failed = True
                 tg.cancel_scope.cancel()
                 return []
@@ -233,7 +233,9 @@ class Lifecycle:
                 ServiceError("*", Phase.START, Outcome.TIMED_OUT, bound=self.startup_timeout)
             )
 
-    async def _start_service(self, rec: ServiceRecord, run_group: Spawner | None) -> bool:
+    async def _start_service(
+        self, rec: ServiceRecord, run_group: Spawner | None, timer: Timer
+    ) -> bool:
         name, service, bound = rec.name, rec.service, rec.start_bound
         self.emit(ServiceStarting(name))
         set_service_state(service, ServiceState.STARTING)
@@ -241,13 +243,12 @@ class Lifecycle:
         error: BaseException | None = None
         outcome = Outcome.OK
         try:
-            with anyio.CancelScope(deadline=deadline(began, bound.seconds)) as scope:
-                await service.start()
-            if scope.cancelled_caught:
-                outcome = Outcome.TIMED_OUT
+            await timer.run(service.start, deadline(began, bound.seconds))
         except anyio.get_cancelled_exc_class():
-            self._record_start(rec, Outcome.CANCELLED, None)
-            raise
+            if not timer.expired:  # cancelled from outside, not by its bound
+                self._record_start(rec, Outcome.CANCELLED, None)
+                raise
+            outcome = Outcome.TIMED_OUT
         except Exception as exc:
             outcome, error = Outcome.FAILED, exc
         self._record_start(rec, outcome, error)

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 import anyio
 
 from framework._detached import DetachedTasks
-from framework._walk import Walk
+from framework._walk import Timer, Walk
 from framework.errors import ServiceError
 from framework.events import (
     Bound,
@@ -90,8 +90,8 @@ class ReverseStop:
                 self.wake.set()
             self.give_up_on_unbegun()
 
-    async def step(self, name: str) -> list[str]:
-        await self.stop_one(name)
+    async def step(self, name: str, timer: Timer) -> list[str]:
+        await self.stop_one(name, timer)
         return self.release(name)
 
     def release(self, name: str) -> list[str]:
@@ -119,41 +119,53 @@ class ReverseStop:
             bound, end = Bound(left, f"what was left of {self.budget}"), self.budget_end
         return bound, end
 
-    async def stop_one(self, name: str) -> None:
+    async def stop_one(self, name: str, timer: Timer) -> None:
         """Cancel ``run()``, then ``stop()``, both within min(stop bound, what is left)."""
         rec = self.records[name]
         self.bus.emit(ServiceStopping(name))
         set_service_state(rec.service, ServiceState.STOPPING)
         began = anyio.current_time()
         bound, end = self.bound_of(rec, began)
-        scope = anyio.CancelScope(deadline=end)
+        plain = rec.run_done is None  # no run() body: stop() alone, bounded by the task's timer
+        scope = timer.scope if plain else anyio.CancelScope(deadline=end)
         self.inflight[name] = _InFlight(began, end, bound, scope)
         if end + STOP_GRACE < self.watch_until:
             self.wake.set()
         outcome, error = Outcome.OK, None
         try:
-            if rec.run_done is not None:
-                # run() first: cancelled, and waited for within the bound ...
-                with anyio.CancelScope(deadline=end) as run_scope:
-                    if rec.run_scope is not None:
-                        rec.run_scope.cancel()
-                    await rec.run_done.wait()
-                if run_scope.cancelled_caught:
-                    outcome = Outcome.TIMED_OUT
-            # ... then stop(), always called (unless a restart stopped it), with what is left
-            with scope:
-                if not rec.stopped_for_restart:
-                    await rec.service.stop()
-            if scope.cancelled_caught:
-                outcome = Outcome.TIMED_OUT
+            if plain:
+                await timer.run(rec.service.stop, end)
+            else:
+                outcome = await self.stop_with_run(rec, end, scope)
         except anyio.get_cancelled_exc_class():
-            self.record(rec, began, bound, Outcome.CANCELLED)  # forced by a second signal
-            raise
+            if not (plain and timer.expired):
+                self.record(rec, began, bound, Outcome.CANCELLED)  # forced by a second signal
+                raise
+            outcome = Outcome.TIMED_OUT
         except Exception as exc:
             outcome, error = Outcome.FAILED, exc
         finally:
             del self.inflight[name]
         self.record(rec, began, bound, outcome, error)
+
+    @staticmethod
+    async def stop_with_run(rec: ServiceRecord, end: float, scope: anyio.CancelScope) -> Outcome:
+        """Cancel ``run()`` and wait for it, then ``stop()`` (unless a restart stopped it), both
+        by ``end``: whether either overran it."""
+        assert rec.run_done is not None
+        outcome = Outcome.OK
+        with anyio.CancelScope(deadline=end) as run_scope:
+            if rec.run_scope is not None:
+                rec.run_scope.cancel()
+            await rec.run_done.wait()
+        if run_scope.cancelled_caught:
+            outcome = Outcome.TIMED_OUT
+        with scope:
+            if not rec.stopped_for_restart:
+                await rec.service.stop()
+        if scope.cancelled_caught:
+            outcome = Outcome.TIMED_OUT
+        return outcome
 
     async def watchdog(self) -> None:
         """Release the dependencies of stops that ignore cancellation past their deadline."""
