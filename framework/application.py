@@ -39,7 +39,7 @@ from framework.container import build_container, create_services, thaw_heap
 from framework.context import ServiceContext, ServiceView
 from framework.discovery import discover_graph, service_providers
 from framework.errors import ConfigError, FrameworkError, StartupError
-from framework.events import Bound, Event, EventBus, EventHandler, RollingBack
+from framework.events import Bound, Event, EventBus, EventHandler, RollingBack, takes
 from framework.exitcode import ExitCode
 from framework.graph import DependencyGraph
 from framework.health import HealthPoller
@@ -48,7 +48,7 @@ from framework.logs import LogSink, restore_fallback, setup_logging
 from framework.messages import log_event, runner_log
 from framework.readiness import AppState, Readiness
 from framework.readiness_events import follow_lifecycle
-from framework.report import logs_info, render_timeline, timeline, write_report
+from framework.report import final_report
 from framework.restart import RestartPolicy
 from framework.service import Service
 from framework.settings import Settings
@@ -147,6 +147,7 @@ class Application:
         """Receive every lifecycle event (a sync callable; keep it quick)."""
         self.bus.subscribe(handler)
 
+    @takes(RollingBack)
     def _on_event(self, event: Event) -> None:
         if isinstance(event, RollingBack):
             self._arm(
@@ -314,19 +315,11 @@ class Application:
                 self._stopped.set()
 
     def _report(self) -> None:
-        logged = logs_info()  # else the table (a line per service) would be built for no sink
-        entries = timeline(self.lifecycle if logged or self.report_path is not None else None)
         reason = self._requested.reason if self._requested else ""
         code = int(self.exit_code if self.exit_code is not None else ExitCode.FAILURE)
         if self._log is not None and self._log.report_losses(runner_log()) and code == 0:
             code = self.exit_code = ExitCode.FAILURE  # lost log lines: a failure, said last
-        if logged:
-            runner_log().bind(exit_code=code).info(render_timeline(entries) + f"\nexit code {code}")
-        if self.report_path is not None:
-            try:
-                write_report(self.report_path, entries, code, reason)
-            except OSError as exc:
-                runner_log().error(messages.report_not_written(self.report_path, exc))
+        final_report(self.lifecycle, code, reason, self.report_path)
 
     # -- running --------------------------------------------------------------------------------
 

@@ -237,7 +237,7 @@ class Lifecycle:
         self, rec: ServiceRecord, run_group: Spawner | None, timer: Timer
     ) -> bool:
         name, service, bound = rec.name, rec.service, rec.start_bound
-        self.emit(ServiceStarting(name))
+        self.bus.emit_new(ServiceStarting, name)
         set_service_state(service, ServiceState.STARTING)
         rec.start_began = began = anyio.current_time()
         error: BaseException | None = None
@@ -268,7 +268,7 @@ class Lifecycle:
         rec.start_outcome = outcome
         if outcome is Outcome.OK:
             set_service_state(rec.service, ServiceState.STARTED)
-            self.emit(ServiceStarted(rec.name, duration))
+            self.bus.emit_new(ServiceStarted, rec.name, duration)
             return
         set_service_state(rec.service, ServiceState.FAILED)
         err = ServiceError(rec.name, Phase.START, outcome, bound=rec.start_bound, cause=error)

@@ -293,6 +293,16 @@ def log_event(event: Event) -> None:
             )
 
 
+def _logs_kind(kind: type) -> bool:
+    """Whether `log_event` would log an event of ``kind`` (asked at each event: sinks change)."""
+    from loguru import logger
+
+    return bool(_PER_SERVICE_LEVEL.get(kind, 100) >= logger._core.min_level)  # type: ignore[attr-defined]
+
+
+log_event.takes = _logs_kind  # type: ignore[attr-defined]
+
+
 def _log_failure(log: Logger, event: ServiceStartFailed | ServiceStopFailed) -> None:
     name, d, bound, error = event.service, event.duration, event.bound, event.error
     stop = isinstance(event, ServiceStopFailed)

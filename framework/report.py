@@ -11,10 +11,31 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
+from framework import messages
 from framework.records import ServiceRecord
 from framework.secrets import mask
 
-__all__ = ("logs_info", "render_timeline", "timeline", "write_report")
+__all__ = ("final_report", "logs_info", "render_timeline", "timeline", "write_report")
+
+
+def final_report(
+    records: Iterable[ServiceRecord] | None, code: int, reason: str, path: Path | None
+) -> None:
+    """The last log line (the timeline, ``exit code N``) and the ``--report`` file, if asked for.
+
+    The table has a line per service: it is built only when a sink takes INFO or a file is asked.
+    """
+    logged = logs_info()
+    entries = timeline(records if logged or path is not None else None)
+    if logged:
+        messages.runner_log().bind(exit_code=code).info(
+            render_timeline(entries) + f"\nexit code {code}"
+        )
+    if path is not None:
+        try:
+            write_report(path, entries, code, reason)
+        except OSError as exc:
+            messages.runner_log().error(messages.report_not_written(path, exc))
 
 
 def timeline(records: Iterable[ServiceRecord] | None) -> list[dict[str, Any]]:

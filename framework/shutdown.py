@@ -122,7 +122,7 @@ class ReverseStop:
     async def stop_one(self, name: str, timer: Timer) -> None:
         """Cancel ``run()``, then ``stop()``, both within min(stop bound, what is left)."""
         rec = self.records[name]
-        self.bus.emit(ServiceStopping(name))
+        self.bus.emit_new(ServiceStopping, name)
         set_service_state(rec.service, ServiceState.STOPPING)
         began = anyio.current_time()
         bound, end = self.bound_of(rec, began)
@@ -202,7 +202,7 @@ class ReverseStop:
         rec.stop_outcome = outcome
         if outcome is Outcome.OK:
             set_service_state(rec.service, ServiceState.STOPPED)
-            self.bus.emit(ServiceStopped(name, duration))
+            self.bus.emit_new(ServiceStopped, name, duration)
             return
         set_service_state(rec.service, ServiceState.FAILED)
         err = ServiceError(name, Phase.STOP, outcome, bound=bound, cause=error)
