@@ -210,7 +210,9 @@ class Application:
             shutdown_timeout=Bound(lc.shutdown_timeout, "lifecycle.shutdown_timeout"),
             on_crash=self._on_crash,
             bus=self.bus,
-            restart={n: RestartPolicy.from_settings(sections.get(n)) for n in services},
+            restart={
+                n: RestartPolicy.from_settings(s) for n, s in sections.items() if n in services
+            },
         )
         for name, service in services.items():
             attach = getattr(service, "_framework_attach", None)

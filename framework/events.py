@@ -238,7 +238,9 @@ class EventBus:
         found = self._wanted.get(kind)
         if found is None:
             found = self._wanted[kind] = self._takers(kind)
-        return found is True or (found is not False and any(test(kind) for test in found))
+        if isinstance(found, bool):
+            return found
+        return any(test(kind) for test in found)
 
     def _takers(self, kind: type) -> bool | tuple[Callable[[type], bool], ...]:
         """True when a handler always takes ``kind``; else the tests to ask at each event."""
