@@ -132,3 +132,10 @@ def test_configuration_files_load_when_the_container_is_made(tmp_path: Any) -> N
         plain = providers.Singleton(Db, "plain")
 
     assert instantiate(Loaded).db().url == Loaded().db().url == "from-file"
+
+
+def test_related_lists_what_dependency_injector_lists() -> None:
+    from framework.discovery import related
+
+    for provider in [*Shop.traverse(), *instantiate(Shop).traverse()]:
+        assert list(related(provider)) == list(provider.related)
