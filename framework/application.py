@@ -39,7 +39,7 @@ from framework.container import build_container, create_services, thaw_heap
 from framework.context import ServiceContext, ServiceView
 from framework.discovery import discover_graph, service_providers
 from framework.errors import ConfigError, FrameworkError, StartupError
-from framework.events import Bound, Event, EventBus, EventHandler, RollingBack
+from framework.events import Bound, Event, EventBus, EventHandler, RollingBack, takes
 from framework.exitcode import ExitCode
 from framework.graph import DependencyGraph
 from framework.health import HealthPoller
@@ -48,14 +48,14 @@ from framework.logs import LogSink, restore_fallback, setup_logging
 from framework.messages import log_event, runner_log
 from framework.readiness import AppState, Readiness
 from framework.readiness_events import follow_lifecycle
-from framework.report import render_timeline, timeline, write_report
+from framework.report import final_report
 from framework.restart import RestartPolicy
 from framework.service import Service
 from framework.settings import Settings
 from framework.shutdown import left_behind
 from framework.signals import SignalWatcher
 from framework.systemd import WORKER_ENV, Notifier, notify_lifecycle, watchdog_loop
-from framework.timeouts import service_bounds
+from framework.timeouts import all_bounds, service_bounds
 from framework.watchdog import Watchdog
 from framework.wiring import unwire_container
 
@@ -147,6 +147,7 @@ class Application:
         """Receive every lifecycle event (a sync callable; keep it quick)."""
         self.bus.subscribe(handler)
 
+    @takes(RollingBack)
     def _on_event(self, event: Event) -> None:
         if isinstance(event, RollingBack):
             self._arm(
@@ -198,8 +199,8 @@ class Application:
     def _make_lifecycle(self) -> Lifecycle:
         """Create the services, hand the built-ins their context, and the engine that runs them."""
         services = create_services(self.graph, self._providers)
-        bounds = {name: self.bounds(name) for name in services}
-        lc = self.settings.lifecycle
+        bounds = all_bounds(services, self.service_class, self.settings)
+        lc, sections = self.settings.lifecycle, self.settings.services
         lifecycle = Lifecycle(
             services,
             self.graph,
@@ -209,7 +210,9 @@ class Application:
             shutdown_timeout=Bound(lc.shutdown_timeout, "lifecycle.shutdown_timeout"),
             on_crash=self._on_crash,
             bus=self.bus,
-            restart={n: RestartPolicy.from_settings(self.settings.service(n)) for n in services},
+            restart={
+                n: RestartPolicy.from_settings(s) for n, s in sections.items() if n in services
+            },
         )
         for name, service in services.items():
             attach = getattr(service, "_framework_attach", None)
@@ -314,17 +317,11 @@ class Application:
                 self._stopped.set()
 
     def _report(self) -> None:
-        entries = timeline(self.lifecycle) if self.lifecycle is not None else []
         reason = self._requested.reason if self._requested else ""
         code = int(self.exit_code if self.exit_code is not None else ExitCode.FAILURE)
         if self._log is not None and self._log.report_losses(runner_log()) and code == 0:
             code = self.exit_code = ExitCode.FAILURE  # lost log lines: a failure, said last
-        runner_log().bind(exit_code=code).info(render_timeline(entries) + f"\nexit code {code}")
-        if self.report_path is not None:
-            try:
-                write_report(self.report_path, entries, code, reason)
-            except OSError as exc:
-                runner_log().error(messages.report_not_written(self.report_path, exc))
+        final_report(self.lifecycle, code, reason, self.report_path)
 
     # -- running --------------------------------------------------------------------------------
 

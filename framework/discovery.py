@@ -56,7 +56,7 @@ def discover_graph(services: Mapping[str, Any], *, container: Any = None) -> Dep
 
 def _discover(services: Mapping[str, Any], container: Any) -> DependencyGraph:
     by_id = {id(p): name for name, p in services.items()}
-    deps = {name: _reachable(provider.related, by_id) for name, provider in services.items()}
+    deps = {name: _reachable(related(provider), by_id) for name, provider in services.items()}
     container = container if container is not None else getattr(services, "container", None)
     if container is not None:
         for name, wired in wired_edges(services, container).items():
@@ -92,5 +92,23 @@ def _reachable(start: Iterable[Any], by_id: Mapping[int, str]) -> set[str]:
         if dep is not None:
             found.add(dep)  # a service: a direct edge (itself too: a cycle of one)
         else:
-            stack.extend(p.related)
+            stack.extend(related(p))
     return found
+
+
+# the ``related`` of factories and singletons, which `related` lists itself (the same providers)
+_PLAIN_RELATED = (providers.Factory.related, providers.BaseSingleton.related)
+
+
+def related(provider: Any) -> Any:
+    """``provider.related``: the providers it refers to (faster for factories and singletons)."""
+    if getattr(type(provider), "related", None) not in _PLAIN_RELATED:
+        return provider.related
+    refs = (
+        provider.provides,
+        *provider.args,
+        *provider.kwargs.values(),
+        *provider.attributes.values(),
+        *provider.overridden,
+    )
+    return [p for p in refs if providers.is_provider(p)]

@@ -10,6 +10,7 @@ import enum
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any, TypeVar
 
 __all__ = (
     "Bound",
@@ -32,6 +33,7 @@ __all__ = (
     "ShutdownFinished",
     "ShutdownStarted",
     "StartupFinished",
+    "takes",
 )
 
 
@@ -198,6 +200,19 @@ Event = (
     | ShutdownFinished
 )
 EventHandler = Callable[[Event], None]
+H = TypeVar("H", bound=Callable[..., None])
+Takes = Callable[[type], bool] | tuple[type, ...]
+
+
+def takes(*kinds: type) -> Callable[[H], H]:
+    """Mark an event handler as acting on events of ``kinds`` only (it ignores the others): when
+    no handler takes a per-service event, the engine does not build it (`EventBus.wanted`)."""
+
+    def mark(handler: H) -> H:
+        handler.takes = kinds  # type: ignore[attr-defined]
+        return handler
+
+    return mark
 
 
 class EventBus:
@@ -205,15 +220,38 @@ class EventBus:
 
     Handlers are called in the order they subscribed, synchronously; a handler that raises is
     reported on stderr and the others still get the event (a broken consumer must not break the
-    lifecycle).
+    lifecycle). A handler marked with `takes` (a tuple of kinds, or a test of a kind asked at each
+    event) tells the bus which events it acts on; any other handler acts on every event.
     """
 
     def __init__(self, *handlers: EventHandler) -> None:
         self._handlers: list[EventHandler] = list(handlers)
+        self._wanted: dict[type, bool | tuple[Callable[[type], bool], ...]] = {}
 
     def subscribe(self, handler: EventHandler) -> None:
         """Receive every event from now on (a sync callable; keep it quick)."""
         self._handlers.append(handler)
+        self._wanted.clear()
+
+    def wanted(self, kind: type) -> bool:
+        """Whether a handler acts on events of ``kind``."""
+        found = self._wanted.get(kind)
+        if found is None:
+            found = self._wanted[kind] = self._takers(kind)
+        if isinstance(found, bool):
+            return found
+        return any(test(kind) for test in found)
+
+    def _takers(self, kind: type) -> bool | tuple[Callable[[type], bool], ...]:
+        """True when a handler always takes ``kind``; else the tests to ask at each event."""
+        tests = []
+        for handler in self._handlers:
+            taken: Takes | None = getattr(handler, "takes", None)
+            if taken is None or (isinstance(taken, tuple) and issubclass(kind, taken)):
+                return True
+            if not isinstance(taken, tuple):
+                tests.append(taken)
+        return tuple(tests) if tests else False
 
     def emit(self, event: Event) -> None:
         for handler in self._handlers:
@@ -221,3 +259,8 @@ class EventBus:
                 handler(event)
             except Exception as exc:
                 print(f"framework: event handler {handler!r} failed: {exc!r}", file=sys.stderr)
+
+    def emit_new(self, kind: Callable[..., Event], *args: Any) -> None:
+        """``emit(kind(*args))``, the event built only when a handler acts on its kind."""
+        if self.wanted(kind):  # type: ignore[arg-type]
+            self.emit(kind(*args))

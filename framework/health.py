@@ -26,6 +26,7 @@ from framework.events import (
     ServiceHealthChanged,
     ShutdownFinished,
     ShutdownStarted,
+    takes,
 )
 from framework.messages import error_text, health_false, health_timed_out
 from framework.records import ServiceRecord
@@ -101,6 +102,7 @@ class HealthPoller:
         poller.start(DetachedTasks())
         return poller
 
+    @takes(ShutdownStarted, ShutdownFinished)
     def _on_event(self, event: Event) -> None:
         if isinstance(event, ShutdownStarted | ShutdownFinished):
             self.stop()

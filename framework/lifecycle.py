@@ -29,7 +29,7 @@ from typing import Any, Protocol
 import anyio
 from anyio.abc import TaskGroup
 
-from framework._walk import walk
+from framework._walk import Timer, Walk
 from framework.errors import FrameworkError, ServiceError, ShutdownError, StartupError
 from framework.events import (
     Bound,
@@ -187,11 +187,11 @@ class Lifecycle:
         failed = False
         tg: TaskGroup
 
-        async def step(rec: ServiceRecord) -> list[ServiceRecord]:
+        async def step(rec: ServiceRecord, timer: Timer) -> list[ServiceRecord]:
             nonlocal failed
             if tg.cancel_scope.cancel_called or scope.cancel_called:
                 return []  # startup already failed or was aborted: this one never begins
-            if not await self._start_service(rec, run_group):
+            if not await self._start_service(rec, run_group, timer):
                 failed = True
                 tg.cancel_scope.cancel()
                 return []
@@ -202,16 +202,13 @@ class Lifecycle:
                     ready.append(self.records[dependent])
             return ready
 
-        def spawn(rec: ServiceRecord) -> None:
-            tg.start_soon(walk, rec, step, spawn, name=f"start {rec.name}")
-
+        walk = Walk(step, lambda task: tg.start_soon(task, name="start"))
+        walk.ready.extend(self.records[name] for name, n in missing.items() if n == 0)
         self._start_scope = scope
         try:
             with scope:
                 async with anyio.create_task_group() as tg:
-                    for name, n in missing.items():
-                        if n == 0:
-                            spawn(self.records[name])
+                    await walk.run()
         except anyio.get_cancelled_exc_class():
             # cancelled from outside: roll back what began, shielded, then let it propagate
             with anyio.CancelScope(shield=True):
@@ -236,21 +233,22 @@ class Lifecycle:
                 ServiceError("*", Phase.START, Outcome.TIMED_OUT, bound=self.startup_timeout)
             )
 
-    async def _start_service(self, rec: ServiceRecord, run_group: Spawner | None) -> bool:
+    async def _start_service(
+        self, rec: ServiceRecord, run_group: Spawner | None, timer: Timer
+    ) -> bool:
         name, service, bound = rec.name, rec.service, rec.start_bound
-        self.emit(ServiceStarting(name))
+        self.bus.emit_new(ServiceStarting, name)
         set_service_state(service, ServiceState.STARTING)
         rec.start_began = began = anyio.current_time()
         error: BaseException | None = None
         outcome = Outcome.OK
         try:
-            with anyio.CancelScope(deadline=deadline(began, bound.seconds)) as scope:
-                await service.start()
-            if scope.cancelled_caught:
-                outcome = Outcome.TIMED_OUT
+            await timer.run(service.start, deadline(began, bound.seconds))
         except anyio.get_cancelled_exc_class():
-            self._record_start(rec, Outcome.CANCELLED, None)
-            raise
+            if not timer.expired:  # cancelled from outside, not by its bound
+                self._record_start(rec, Outcome.CANCELLED, None)
+                raise
+            outcome = Outcome.TIMED_OUT
         except Exception as exc:
             outcome, error = Outcome.FAILED, exc
         self._record_start(rec, outcome, error)
@@ -270,7 +268,7 @@ class Lifecycle:
         rec.start_outcome = outcome
         if outcome is Outcome.OK:
             set_service_state(rec.service, ServiceState.STARTED)
-            self.emit(ServiceStarted(rec.name, duration))
+            self.bus.emit_new(ServiceStarted, rec.name, duration)
             return
         set_service_state(rec.service, ServiceState.FAILED)
         err = ServiceError(rec.name, Phase.START, outcome, bound=rec.start_bound, cause=error)

@@ -293,6 +293,21 @@ def log_event(event: Event) -> None:
             )
 
 
+def _logs_kind(kind: type) -> bool:
+    """Whether `log_event` would log an event of ``kind`` (asked at each event: sinks change)."""
+    if not _LOGURU_CORE:
+        from loguru import logger
+
+        _LOGURU_CORE.append(logger._core)  # type: ignore[attr-defined]
+    return bool(_PER_SERVICE_LEVEL.get(kind, 100) >= _LOGURU_CORE[0].min_level)
+
+
+_LOGURU_CORE: list[Any] = []  # loguru's one core: its min_level follows the sinks added and removed
+
+
+log_event.takes = _logs_kind  # type: ignore[attr-defined]
+
+
 def _log_failure(log: Logger, event: ServiceStartFailed | ServiceStopFailed) -> None:
     name, d, bound, error = event.service, event.duration, event.bound, event.error
     stop = isinstance(event, ServiceStopFailed)

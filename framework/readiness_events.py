@@ -20,6 +20,7 @@ from framework.events import (
     ShutdownFinished,
     ShutdownStarted,
     StartupFinished,
+    takes,
 )
 from framework.readiness import AppState, Readiness
 
@@ -40,6 +41,14 @@ def follow_lifecycle(readiness: Readiness) -> EventHandler:
             readiness.mark_healthy(service)  # a new reason: since now
             readiness.mark_unhealthy(service, reason)
 
+    @takes(
+        StartupFinished,
+        ShutdownStarted,
+        ShutdownFinished,
+        ServiceRestarting,
+        ServiceRestarted,
+        ServiceHealthChanged,
+    )
     def on_event(event: Event) -> None:
         match event:
             case StartupFinished(ok=True):

@@ -11,16 +11,37 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
+from framework import messages
 from framework.records import ServiceRecord
 from framework.secrets import mask
 
-__all__ = ("render_timeline", "timeline", "write_report")
+__all__ = ("final_report", "logs_info", "render_timeline", "timeline", "write_report")
 
 
-def timeline(records: Iterable[ServiceRecord]) -> list[dict[str, Any]]:
+def final_report(
+    records: Iterable[ServiceRecord] | None, code: int, reason: str, path: Path | None
+) -> None:
+    """The last log line (the timeline, ``exit code N``) and the ``--report`` file, if asked for.
+
+    The table has a line per service: it is built only when a sink takes INFO or a file is asked.
+    """
+    logged = logs_info()
+    entries = timeline(records if logged or path is not None else None)
+    if logged:
+        messages.runner_log().bind(exit_code=code).info(
+            render_timeline(entries) + f"\nexit code {code}"
+        )
+    if path is not None:
+        try:
+            write_report(path, entries, code, reason)
+        except OSError as exc:
+            messages.runner_log().error(messages.report_not_written(path, exc))
+
+
+def timeline(records: Iterable[ServiceRecord] | None) -> list[dict[str, Any]]:
     """One entry per service, in start order: start and stop outcome and duration, errors, and
     each restart of its ``run()`` (seconds after the first start began, cause, backoff)."""
-    records = list(records)
+    records = list(records or ())
     origin = min((r.start_began for r in records if r.start_began is not None), default=0.0)
     out = []
     for rec in sorted(records, key=lambda r: (r.start_began is None, r.start_began or 0.0)):
@@ -45,6 +66,16 @@ def timeline(records: Iterable[ServiceRecord]) -> list[dict[str, Any]]:
             }
         )
     return out
+
+
+def logs_info() -> bool:
+    """Whether any log sink takes INFO records (the timeline's level)."""
+    from loguru import logger
+
+    return bool(logger._core.min_level <= _INFO)  # type: ignore[attr-defined]
+
+
+_INFO = 20
 
 
 def render_timeline(entries: list[dict[str, Any]]) -> str:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import enum
 from typing import ClassVar
 
@@ -65,5 +64,7 @@ def service_state(service: object) -> ServiceState:
 
 def set_service_state(service: object, state: ServiceState) -> None:
     # a class with __slots__ and no __dict__ cannot hold it: its state is then not observable
-    with contextlib.suppress(AttributeError, TypeError):
+    try:
         object.__setattr__(service, _STATE_ATTR, state)
+    except (AttributeError, TypeError):
+        pass

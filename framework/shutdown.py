@@ -1,8 +1,8 @@
 """The reverse-order stop: a service stops once all its dependents have stopped, each bounded.
 
-Each stop gets ``min(its stop bound, what is left of the shutdown budget)``. Each stop runs inline
-in a task that then goes on with the next ready service (`framework._walk`), so a chain costs one
-task. A single watchdog task releases the dependencies of a stop that overruns its deadline by
+Each stop gets ``min(its stop bound, what is left of the shutdown budget)``. The stops ready to go
+are taken by as few tasks as their concurrency needs (`framework._walk`): stops that return
+without waiting share one task. A single watchdog task releases the dependencies of a stop that overruns its deadline by
 `STOP_GRACE` while ignoring cancellation. The tasks are detached: the shutdown returns once every
 service is stopped or given up on, without waiting for a stop stuck in code that ignores
 cancellation. Used by `framework.lifecycle.Lifecycle` for both the shutdown and the rollback.
@@ -17,7 +17,7 @@ from dataclasses import dataclass
 import anyio
 
 from framework._detached import DetachedTasks
-from framework._walk import walk
+from framework._walk import Timer, Walk
 from framework.errors import ServiceError
 from framework.events import (
     Bound,
@@ -72,6 +72,7 @@ class ReverseStop:
         self.wake = anyio.Event()
         self.done = anyio.Event()
         self.tasks = DetachedTasks()
+        self.walk = Walk(self.step, lambda task: self.tasks.start_soon(task, name="stop"))
 
     async def run(self) -> None:
         """Stop everything that began; on cancellation (forced), cancel the stops in flight."""
@@ -79,9 +80,7 @@ class ReverseStop:
             if not self.remaining:
                 return
             self.tasks.start_soon(self.watchdog, name="shutdown watchdog")
-            for name, n in self.waiting.items():
-                if n == 0:
-                    self.spawn(name)
+            self.walk.add(name for name, n in self.waiting.items() if n == 0)
             await self.done.wait()
         finally:
             if not self.done.is_set():  # forced: cancel the stops in flight and the watchdog
@@ -91,11 +90,8 @@ class ReverseStop:
                 self.wake.set()
             self.give_up_on_unbegun()
 
-    def spawn(self, name: str) -> None:
-        self.tasks.start_soon(walk, name, self.step, self.spawn, name=f"stop {name}")
-
-    async def step(self, name: str) -> list[str]:
-        await self.stop_one(name)
+    async def step(self, name: str, timer: Timer) -> list[str]:
+        await self.stop_one(name, timer)
         return self.release(name)
 
     def release(self, name: str) -> list[str]:
@@ -123,41 +119,53 @@ class ReverseStop:
             bound, end = Bound(left, f"what was left of {self.budget}"), self.budget_end
         return bound, end
 
-    async def stop_one(self, name: str) -> None:
+    async def stop_one(self, name: str, timer: Timer) -> None:
         """Cancel ``run()``, then ``stop()``, both within min(stop bound, what is left)."""
         rec = self.records[name]
-        self.bus.emit(ServiceStopping(name))
+        self.bus.emit_new(ServiceStopping, name)
         set_service_state(rec.service, ServiceState.STOPPING)
         began = anyio.current_time()
         bound, end = self.bound_of(rec, began)
-        scope = anyio.CancelScope(deadline=end)
+        plain = rec.run_done is None  # no run() body: stop() alone, bounded by the task's timer
+        scope = timer.scope if plain else anyio.CancelScope(deadline=end)
         self.inflight[name] = _InFlight(began, end, bound, scope)
         if end + STOP_GRACE < self.watch_until:
             self.wake.set()
         outcome, error = Outcome.OK, None
         try:
-            if rec.run_done is not None:
-                # run() first: cancelled, and waited for within the bound ...
-                with anyio.CancelScope(deadline=end) as run_scope:
-                    if rec.run_scope is not None:
-                        rec.run_scope.cancel()
-                    await rec.run_done.wait()
-                if run_scope.cancelled_caught:
-                    outcome = Outcome.TIMED_OUT
-            # ... then stop(), always called (unless a restart stopped it), with what is left
-            with scope:
-                if not rec.stopped_for_restart:
-                    await rec.service.stop()
-            if scope.cancelled_caught:
-                outcome = Outcome.TIMED_OUT
+            if plain:
+                await timer.run(rec.service.stop, end)
+            else:
+                outcome = await self.stop_with_run(rec, end, scope)
         except anyio.get_cancelled_exc_class():
-            self.record(rec, began, bound, Outcome.CANCELLED)  # forced by a second signal
-            raise
+            if not (plain and timer.expired):
+                self.record(rec, began, bound, Outcome.CANCELLED)  # forced by a second signal
+                raise
+            outcome = Outcome.TIMED_OUT
         except Exception as exc:
             outcome, error = Outcome.FAILED, exc
         finally:
             del self.inflight[name]
         self.record(rec, began, bound, outcome, error)
+
+    @staticmethod
+    async def stop_with_run(rec: ServiceRecord, end: float, scope: anyio.CancelScope) -> Outcome:
+        """Cancel ``run()`` and wait for it, then ``stop()`` (unless a restart stopped it), both
+        by ``end``: whether either overran it."""
+        assert rec.run_done is not None
+        outcome = Outcome.OK
+        with anyio.CancelScope(deadline=end) as run_scope:
+            if rec.run_scope is not None:
+                rec.run_scope.cancel()
+            await rec.run_done.wait()
+        if run_scope.cancelled_caught:
+            outcome = Outcome.TIMED_OUT
+        with scope:
+            if not rec.stopped_for_restart:
+                await rec.service.stop()
+        if scope.cancelled_caught:
+            outcome = Outcome.TIMED_OUT
+        return outcome
 
     async def watchdog(self) -> None:
         """Release the dependencies of stops that ignore cancellation past their deadline."""
@@ -171,8 +179,7 @@ class ReverseStop:
             for name, f in list(self.inflight.items()):
                 if f.deadline + STOP_GRACE <= now and name not in self.released:
                     self.record(self.records[name], f.began, f.bound, Outcome.TIMED_OUT)
-                    for nxt in self.release(name):
-                        self.spawn(nxt)
+                    self.walk.add(self.release(name))
 
     def give_up_on_unbegun(self) -> None:
         """Forced: a service whose stop never began is recorded as cancelled."""
@@ -195,7 +202,7 @@ class ReverseStop:
         rec.stop_outcome = outcome
         if outcome is Outcome.OK:
             set_service_state(rec.service, ServiceState.STOPPED)
-            self.bus.emit(ServiceStopped(name, duration))
+            self.bus.emit_new(ServiceStopped, name, duration)
             return
         set_service_state(rec.service, ServiceState.FAILED)
         err = ServiceError(name, Phase.STOP, outcome, bound=bound, cause=error)

@@ -6,12 +6,12 @@ Plain data in, plain data out: the runner builds the engine's bounds from it, an
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 
 from framework.events import Bound
 from framework.settings import Settings
 
-__all__ = ("service_bounds", "stop_seconds")
+__all__ = ("all_bounds", "service_bounds", "stop_seconds")
 
 
 def service_bounds(name: str, service_class: type, settings: Settings) -> tuple[Bound, Bound]:
@@ -28,6 +28,23 @@ def service_bounds(name: str, service_class: type, settings: Settings) -> tuple[
         else:
             out.append(Bound(default, f"lifecycle.{key}"))
     return out[0], out[1]
+
+
+def all_bounds(
+    names: Iterable[str], service_class: Callable[[str], type], settings: Settings
+) -> dict[str, tuple[Bound, Bound]]:
+    """`service_bounds` of each service; computed once per class for services not configured."""
+    out: dict[str, tuple[Bound, Bound]] = {}
+    by_class: dict[type, tuple[Bound, Bound]] = {}
+    for name in names:
+        cls = service_class(name)
+        if settings.services.get(name) is not None:
+            out[name] = service_bounds(name, cls, settings)
+        else:  # nothing names the service: the class and the lifecycle settings decide
+            if cls not in by_class:
+                by_class[cls] = service_bounds(name, cls, settings)
+            out[name] = by_class[cls]
+    return out
 
 
 def stop_seconds(

@@ -123,7 +123,7 @@ def unwire_container(container: Any) -> list[str]:
     for package in getattr(container, "wired_to_packages", ()):
         for module in _walk_package(package, import_new=False):
             modules.setdefault(module.__name__, module)
-    mine = _provider_ids(container)
+    mine = _provider_ids(container) if modules else set()  # a walk over every provider
     unwired = [m for name, m in modules.items() if _wired_to(m, mine)]
     if unwired:
         di_wiring.unwire(modules=unwired)

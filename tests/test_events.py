@@ -70,3 +70,40 @@ def test_failure_wording_is_the_same_in_errors_and_logs() -> None:
     finally:
         logger.remove(sink)
     assert lines == [f"{error}; shutdown continued"]
+
+
+def test_per_service_events_are_built_only_when_a_handler_acts_on_them() -> None:
+    """`takes` marks what a handler acts on (kinds, or a test asked at each event, as the log
+    renderer asks its sinks' level); an unmarked handler (yours) gets every event."""
+    from framework.events import ServiceStarted, takes
+
+    built: list[str] = []
+
+    class Counted(ServiceStarted):
+        def __init__(self, service: str, duration: float) -> None:
+            built.append(service)
+            super().__init__(service, duration)
+
+    logging = [False]
+    logged: list[Event] = []
+
+    def renderer(event: Event) -> None:
+        if logging[0]:
+            logged.append(event)
+
+    renderer.takes = lambda kind: logging[0]  # type: ignore[attr-defined]
+
+    @takes(ShutdownStarted)
+    def on_shutdown(event: Event) -> None:
+        raise AssertionError("not a shutdown")
+
+    bus = EventBus(follow_lifecycle(Readiness()), renderer, on_shutdown)
+    bus.emit_new(Counted, "a", 0.1)
+    assert built == [] and not bus.wanted(Counted) and bus.wanted(ShutdownStarted)
+    logging[0] = True  # the test is asked again at each event
+    bus.emit_new(Counted, "b", 0.1)
+    logging[0] = False
+    mine: list[Event] = []
+    bus.subscribe(mine.append)
+    bus.emit_new(Counted, "c", 0.1)
+    assert built == ["b", "c"] and [len(logged), len(mine)] == [1, 1]
