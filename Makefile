@@ -16,6 +16,10 @@ $(STAMP): pyproject.toml | $(BIN)/python
 
 install: $(STAMP)
 
+$(VENV)/.bench: $(STAMP)
+	$(BIN)/python -m pip install --quiet -e '.[dev,bench]'
+	touch $@
+
 # `exec`: the shell hands its place to `framework`, so a Ctrl+C that the service handles (exit 0)
 # ends `make run` cleanly instead of killing the shell (`make: *** Interrupt`).
 run: $(STAMP)
@@ -40,7 +44,7 @@ mermaid:
 	cp build/mermaid/node_modules/mermaid/dist/mermaid.min.js docs/js/mermaid.min.js
 	cp build/mermaid/node_modules/mermaid/LICENSE docs/js/mermaid.LICENSE
 
-bench: $(STAMP)
+bench: $(VENV)/.bench
 	@command -v wrk >/dev/null 2>&1 || apt-get install -y -qq wrk >/dev/null 2>&1 \
 		|| { apt-get update -qq && apt-get install -y -qq wrk >/dev/null; }
 	$(BIN)/python -m bench

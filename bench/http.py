@@ -4,11 +4,14 @@ The same plain ASGI app (`bench.asgi.app`, ``GET /`` answers ``hello``) served b
 bench.apps:HttpApp`` and by ``uvicorn bench.asgi:app``, in three pairs: against uvicorn[standard]
 (uvloop and httptools, as users run it in production) with the access log off; with each side's
 defaults (access log on) at log level WARNING; and the older pair on h11 and plain asyncio. Load:
-``wrk -t2 -c32`` on loopback, each pair back to back in alternating order.
+``wrk -t2 -c32`` on loopback, each pair back to back in alternating order. granian (one worker,
+uvloop, access log off), a server written in Rust, is measured beside the first pair for reference
+when it is installed (``pip install -e '.[bench]'``); it sets no goal.
 """
 
 from __future__ import annotations
 
+import importlib.util
 import re
 import shutil
 import subprocess
@@ -16,6 +19,7 @@ import time
 from pathlib import Path
 
 from bench._common import (
+    PYTHON,
     TIMES,
     Figure,
     Result,
@@ -40,6 +44,7 @@ SERVERS: dict[str, str] = {
     "uvicorn_log": "uvicorn[standard], its defaults (access log on), `--log-level warning`",
     "ours_h11": "HttpService, `http.http=h11`, `http.loop=asyncio`, `http.access_log=false`",
     "uvicorn_h11": "bare uvicorn, `--http h11 --loop asyncio --no-access-log`",
+    "granian": "granian (reference), 1 worker, `--loop uvloop`, access log off",
 }
 BASELINES = {
     "uvicorn_std": "uvicorn[standard], `--no-access-log`",
@@ -61,7 +66,7 @@ def _servers(port: dict[str, int]) -> dict[str, list[str]]:
         return uvicorn_cmd("bench.asgi:app", port[name], *extra)
 
     standard = ("--loop", "auto", "--http", "auto")
-    return {
+    servers = {
         "ours_std": ours("ours_std", "http.access_log=false"),
         "uvicorn_std": uvicorn("uvicorn_std", *standard, "--no-access-log"),
         "ours_log": ours("ours_log", "logging.level=WARNING"),
@@ -69,6 +74,27 @@ def _servers(port: dict[str, int]) -> dict[str, list[str]]:
         "ours_h11": ours("ours_h11", "http.access_log=false", "http.http=h11", "http.loop=asyncio"),
         "uvicorn_h11": uvicorn("uvicorn_h11", "--no-access-log"),
     }
+    if "granian" in port:
+        servers["granian"] = [
+            PYTHON,
+            "-m",
+            "granian",
+            "--interface",
+            "asgi",
+            "--host",
+            "127.0.0.1",
+            f"--port={port['granian']}",
+            "--workers=1",
+            "--loop=uvloop",
+            "--no-ws",
+            "--log-level=warning",
+            "bench.asgi:app",
+        ]
+    return servers
+
+
+def _granian_installed() -> bool:
+    return importlib.util.find_spec("granian") is not None
 
 
 def wrk(port: int, seconds: float) -> dict[str, float]:
@@ -125,6 +151,7 @@ Measured = dict[str, list[dict[str, float]]]
 def _load(port: dict[str, int], rounds: int, seconds: float) -> Measured:
     """Every pair in every round, ours and its baseline back to back, in alternating order."""
     measured: Measured = {name: [] for name in port}
+    granian = "granian" in port
     with workdir("http") as tmp:
         procs = {
             name: spawn(cmd, tmp, Path(tmp) / f"{name}.log") for name, cmd in _servers(port).items()
@@ -136,7 +163,8 @@ def _load(port: dict[str, int], rounds: int, seconds: float) -> Measured:
                 wrk(port[name], 1.0)
             for r in range(rounds):
                 for ours, base, _ in PAIRS:
-                    for name in (ours, base) if r % 2 == 0 else (base, ours):
+                    group = [ours, base] + (["granian"] if ours == "ours_std" and granian else [])
+                    for name in group if r % 2 == 0 else group[::-1]:
                         measured[name].append(wrk(port[name], seconds))
                         time.sleep(0.05)
         finally:
@@ -161,7 +189,7 @@ def run(quick: bool) -> Result:
         return res
     # short rounds, many of them: the shared cores' load drifts, and a ratio is taken per round
     rounds, seconds = (2, 1.0) if quick else (5, 2.0)
-    port = {name: free_port() for name in SERVERS}
+    port = {name: free_port() for name in SERVERS if name != "granian" or _granian_installed()}
     measured = _load(port, rounds, seconds)
     for ours, base, label in PAIRS:
         res.figures.append(_figure(ours, base, label, measured))
@@ -181,10 +209,25 @@ def run(quick: bool) -> Result:
                 f"| {sum(m['non_2xx'] for m in measured[name]):.0f} "
                 f"| {sum(m['socket_errors'] for m in measured[name]):.0f} |"
             )
+    if "granian" in measured:
+        ours_rps = [m["rps"] for m in measured["ours_std"]]
+        rps = [m["rps"] for m in measured["granian"]]
+        ratios = [o / g for o, g in zip(ours_rps, rps, strict=True)]
+        rows.append(
+            f"| {SERVERS['granian']} | {median(rps):,.0f} | HttpService (first row) / granian: "
+            f"{median(ratios):.3f} | {min(ratios):.2f}-{max(ratios):.2f} "
+            f"| {sum(m['non_2xx'] for m in measured['granian']):.0f} "
+            f"| {sum(m['socket_errors'] for m in measured['granian']):.0f} |"
+        )
+    granian = (
+        "granian is measured beside the first pair, for reference."
+        if "granian" in measured
+        else "granian is not installed here (`pip install -e '.[bench]'`): not measured."
+    )
     res.details.append(
         f"**HTTP overhead** ({rounds} rounds of {seconds:g} s per server; each pair back to back, "
         f"in alternating order; `wrk -t2 -c{CONNECTIONS}` on 127.0.0.1; ratios are medians of "
-        "per-round ratios). granian is not installed here: not measured.\n\n" + "\n".join(rows)
+        f"per-round ratios). {granian}\n\n" + "\n".join(rows)
     )
     res.notes.append(
         "HTTP overhead: each pair runs the same ASGI app (`bench.asgi.app`); the framework adds "

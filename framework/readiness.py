@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import enum
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -33,6 +34,7 @@ class ShutdownNotice:
     def __init__(self) -> None:
         self._set = False
         self._waiters: list[anyio.Event] = []
+        self._callbacks: list[Callable[[], object]] = []
 
     def is_set(self) -> bool:
         return self._set
@@ -45,10 +47,20 @@ class ShutdownNotice:
         self._waiters.append(event)
         await event.wait()
 
+    def add_callback(self, callback: Callable[[], object]) -> None:
+        """Call ``callback()`` when the notice is set, in the event loop's thread (now if it is)."""
+        if self._set:
+            callback()
+        else:
+            self._callbacks.append(callback)
+
     def set(self) -> None:
         if self._set:
             return
         self._set = True
+        callbacks, self._callbacks = self._callbacks, []
+        for callback in callbacks:
+            callback()
         waiters, self._waiters = self._waiters, []
         for event in waiters:
             event.set()

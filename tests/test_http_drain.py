@@ -94,6 +94,48 @@ async def test_from_the_first_moment_of_shutdown_responses_say_connection_close(
 
 
 @pytest.mark.parametrize("protocol", ["h11", "httptools"])
+async def test_a_response_begun_before_shutdown_and_sent_after_says_connection_close(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, protocol: str
+) -> None:
+    """A request that reached the app before the shutdown notice, answered after it, gets
+    `Connection: close` too, although the app was handed uvicorn's own unwatched ``send``."""
+    monkeypatch.chdir(tmp_path)
+    sends: list[Any] = []
+    arrived = anyio.Event()
+
+    async def slow_app(scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            return
+        sends.append(send)
+        arrived.set()
+        await scope["extensions"]["framework.shutdown"].wait()
+        headers = [(b"content-length", b"5"), (b"connection", b"keep-alive")]
+        await send({"type": "http.response.start", "status": 200, "headers": headers})
+        await send({"type": "http.response.body", "body": b"hello"})
+
+    cls = app_class(slow_app)
+    overrides = {"http.port": 0, "http.http": protocol, "lifecycle.shutdown_delay": 1.0}
+    app: Application = cls(config_dir=tmp_path, overrides=overrides)
+    http = app.container.http()
+    got: dict[str, httpx.Response] = {}
+
+    async def slow() -> None:
+        async with httpx.AsyncClient(base_url=http.url) as client:
+            got["slow"] = await client.get("/")
+
+    async with anyio.create_task_group() as tg:
+        async with app.running():
+            tg.start_soon(slow)
+            with anyio.fail_after(5):
+                await arrived.wait()
+    response = got["slow"]
+    assert (response.status_code, response.text) == (200, "hello")
+    assert "close" in response.headers["connection"]
+    assert hasattr(sends[0].__self__, "response_started")  # uvicorn's cycle, not a wrapper
+    assert app.exit_code == 0
+
+
+@pytest.mark.parametrize("protocol", ["h11", "httptools"])
 async def test_connections_in_the_accept_queue_are_served_not_reset(protocol: str) -> None:
     """Connections the kernel accepted but the server had not yet (the event loop was busy) when
     stop() began are accepted and answered with `Connection: close`, not reset."""

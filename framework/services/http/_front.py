@@ -103,7 +103,36 @@ class Front:
             if self.metrics is not None and path == self.settings.metrics_path:
                 await answer(send, 200, *self.metrics.render(), close=notice.is_set())
                 return
-        await self._tracked(scope, receive, send, notice)
+            # uvicorn's own send, unwrapped when nothing needs to watch it: its request cycle says
+            # whether a response started; cycles begun before the shutdown notice are closed by
+            # `close_responses`, later ones are watched (``Connection: close``)
+            cycle = getattr(send, "__self__", None)
+            if (
+                self.metrics is not None
+                or notice.is_set()
+                or not hasattr(cycle, "response_started")  # not uvicorn: an ASGI test client
+            ):
+                await self._watched(scope, receive, send, notice)
+                return
+        else:
+            cycle = None
+        await self._tracked(scope, receive, send, cycle)
+
+    async def _tracked(self, scope: Scope, receive: Receive, send: Send, cycle: Any) -> None:
+        """A websocket, or an HTTP request on uvicorn's ``cycle`` that nothing watches."""
+        task = asyncio.current_task()
+        assert task is not None
+        requests = self.requests
+        requests.tasks.add(task)
+        try:
+            await self.app(scope, receive, send)
+        except asyncio.CancelledError:
+            if task not in requests.cut or task.uncancel() > 0:
+                raise  # not (only) our cut-off: the server itself is going away
+            if cycle is not None and not cycle.response_started:
+                await answer(send, 503, _CUT_OFF_BODY, close=True)
+        finally:
+            requests.finished(task)
 
     async def _readyz(self, send: Send, *, close: bool) -> None:
         service = self.service
@@ -114,9 +143,11 @@ class Front:
         else:
             await answer(send, code, f"{service.status.value}\n".encode(), close=close)
 
-    async def _tracked(
+    async def _watched(
         self, scope: Scope, receive: Receive, send: Send, notice: ShutdownNotice
     ) -> None:
+        """An HTTP request with its ``send`` watched: for the metrics, for ``Connection: close``
+        once shutdown began, for whether a response started."""
         status = 500  # what uvicorn answers when the app fails before responding
         responded = False
 
@@ -128,12 +159,12 @@ class Front:
                     message = closing(message)
             await send(message)
 
-        metrics, http = self.metrics, scope["type"] == "http"
+        metrics = self.metrics
         task = asyncio.current_task()
         assert task is not None
         requests = self.requests
         requests.tasks.add(task)
-        if metrics is not None and http:
+        if metrics is not None:
             metrics.in_flight.inc()
         began = time.perf_counter()
         try:
@@ -142,12 +173,12 @@ class Front:
             except asyncio.CancelledError:
                 if task not in requests.cut or task.uncancel() > 0:
                     raise  # not (only) our cut-off: the server itself is going away
-                if http and not responded:
+                if not responded:
                     await answer(send, 503, _CUT_OFF_BODY, close=True)
                     status = 503
         finally:
             requests.finished(task)
-            if metrics is not None and http:
+            if metrics is not None:
                 metrics.observe(scope, status, time.perf_counter() - began)
 
 

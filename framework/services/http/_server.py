@@ -16,12 +16,21 @@ from framework.services.http._errors import ListenError
 if TYPE_CHECKING:
     import uvicorn
 
-__all__ = ("address", "drain_times", "listen", "port_setting", "protocol_class", "server_class")
+__all__ = (
+    "address",
+    "close_responses",
+    "drain_times",
+    "listen",
+    "port_setting",
+    "protocol_class",
+    "server_class",
+)
 
 # Of the stop bound, the share kept after the drain for cutting off what is left and for the app's
 # lifespan shutdown; never more than _RESERVE_MAX seconds.
 _RESERVE_SHARE = 0.2
 _RESERVE_MAX = 1.0
+_CLOSE = (b"connection", b"close")
 
 
 @functools.cache
@@ -133,6 +142,25 @@ def protocol_class(name: str, *, access_log: bool) -> Any:
             self.access_log = False
 
     return Quiet
+
+
+def close_responses(server: uvicorn.Server) -> None:
+    """Give the responses not yet started on ``server``'s connections ``Connection: close``.
+
+    Called when the shutdown notice is set. The front app hands these requests uvicorn's own
+    ``send``; their cycles (h11 and httptools alike) put their ``default_headers`` first in the
+    response and close the connection after one that says ``Connection: close``. Requests that
+    arrive later have their ``send`` watched by the front app instead.
+    """
+    for connection in list(server.server_state.connections):
+        cycles = [getattr(connection, "cycle", None)]
+        cycles += [cycle for cycle, _app in getattr(connection, "pipeline", ())]  # httptools
+        for cycle in cycles:
+            if cycle is None or cycle.response_started:
+                continue
+            headers = getattr(cycle, "default_headers", None)
+            if isinstance(headers, list) and _CLOSE not in headers:
+                cycle.default_headers = [*headers, _CLOSE]
 
 
 def address(host: str, port: int) -> str:

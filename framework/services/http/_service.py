@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import socket
 from typing import TYPE_CHECKING, Any
 
@@ -19,6 +20,7 @@ from framework.services.http._loop import check_loop
 from framework.services.http._metrics import Metrics
 from framework.services.http._server import (
     address,
+    close_responses,
     drain_times,
     listen,
     port_setting,
@@ -194,6 +196,7 @@ class HttpService(Service):
         self._task = asyncio.create_task(
             self._serve(server, sock, settled, done), name=f"uvicorn {self.url}"
         )
+        self.notice.add_callback(functools.partial(close_responses, server))
         await settled.wait()
         if not server.started:
             raise HttpServiceError(
