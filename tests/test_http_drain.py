@@ -211,3 +211,29 @@ async def test_http_loop_uvloop_on_another_loop_is_a_clear_start_error() -> None
     await http.stop()
     assert "http.loop is 'uvloop' but the event loop is asyncio" in str(caught.value)
     assert "set http.loop to 'auto' or 'asyncio'" in str(caught.value)
+
+
+async def test_a_response_says_connection_close_once() -> None:
+    """A request whose uvicorn cycle already carries `Connection: close` in its default headers
+    (it began before the shutdown notice) and is answered through the watched ``send`` after it
+    does not get the header twice (a client reads "close, close" as a value it does not know)."""
+
+    class Cycle:
+        def __init__(self) -> None:
+            self.default_headers = [(b"connection", b"close")]
+            self.messages: list[Any] = []
+
+        async def send(self, message: Any) -> None:
+            self.messages.append(message)
+
+    http = HttpService(recording_app([]), HttpSettings(port=0))
+    http.notice.set()
+    cycle = Cycle()
+
+    async def receive() -> Any:
+        return {"type": "http.request", "body": b""}
+
+    await http.asgi({"type": "http", "path": "/", "headers": []}, receive, cycle.send)
+    start = cycle.messages[0]
+    assert start["type"] == "http.response.start"
+    assert [name for name, _ in start["headers"]].count(b"connection") == 0

@@ -1,7 +1,8 @@
 """The ASGI app uvicorn serves: the probes and metrics, then the user's app, each request tracked.
 
-Requests are tracked by their asyncio task so that a drain can cut off those that outrun its bound:
-they are cancelled and answered 503 when no response had started.
+A drain cuts off the requests that outrun its bound by cancelling their asyncio tasks: uvicorn's
+own set of them (``server_state.tasks``), and those of requests this front app watched itself.
+A request cut off before its response started is answered 503.
 """
 
 from __future__ import annotations
@@ -42,99 +43,112 @@ NOTICE = "framework.shutdown"
 
 
 class Requests:
-    """The requests being handled (their asyncio tasks), so that a drain can cut them off.
+    """The requests being handled, so that a drain can count them and cut them off.
 
     Tasks rather than a cancel scope per request: HttpService runs only on asyncio, and a scope
-    per request costs more than the rest of the front app together.
+    per request costs more than the rest of the front app together. uvicorn keeps the set of its
+    request tasks anyway (`server_tasks`); only a request whose ``send`` is watched is added to
+    `tasks` as well.
     """
 
     def __init__(self) -> None:
+        self.active = 0
         self.tasks: set[asyncio.Task[Any]] = set()
+        self.server_tasks: set[asyncio.Task[Any]] = set()
         self.cut: set[asyncio.Task[Any]] = set()
         self.draining = False
         self.drained = 0
         self.cut_off = 0
 
     def __len__(self) -> int:
-        return len(self.tasks)
+        return self.active
 
-    def finished(self, task: asyncio.Task[Any]) -> None:
-        self.tasks.discard(task)
+    def finished(self, task: asyncio.Task[Any] | None) -> None:
+        """A request finished during the drain: drained, or cut off."""
         if task in self.cut:
             self.cut.discard(task)
-        elif self.draining:
+        else:
             self.drained += 1
 
     def cut_off_all(self) -> None:
-        for task in list(self.tasks - self.cut):
-            self.cut.add(task)
-            task.cancel()
-            self.cut_off += 1
+        self.draining = True
+        for task in list((self.tasks | self.server_tasks) - self.cut):
+            if not task.done():
+                self.cut.add(task)
+                task.cancel()
+                self.cut_off += 1
 
 
 class Front:
-    """What uvicorn serves: the probes and metrics, then the user's app with each request tracked."""
+    """What uvicorn serves: the probes and metrics, then the user's app with each request tracked.
 
-    def __init__(self, service: HttpService) -> None:
+    Its ``__call__`` runs for every request, so it is kept flat: one coroutine frame, the probes
+    looked up in a dict, uvicorn's own ``send`` handed on unless something has to watch it
+    (`watch`: the metrics are on, the shutdown notice is set, or the caller is not the service's
+    own uvicorn but, say, an ASGI test client).
+    """
+
+    def __init__(self, service: HttpService, *, served: bool = False) -> None:
         self.service = service
         self.app = service.app
-        self.settings = service.settings
+        self.settings = settings = service.settings
         self.requests = service._requests
         self.metrics = service._metrics
+        self.notice = service.notice  # the application's once the service is attached to one
+        self.watch = not served or self.metrics is not None
+        self.probes: dict[str, Callable[[Send, bool], Awaitable[None]]] = {}
+        paths = [(settings.livez_path, self._livez), (settings.readyz_path, self._readyz)]
+        if settings.metrics_path is not None:
+            paths.append((settings.metrics_path, self._metrics))
+        for path, probe in paths:
+            self.probes[path] = probe
+            if settings.root_path:  # uvicorn puts root_path in front of the path
+                self.probes[settings.root_path + path] = probe
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         kind = scope["type"]
-        if kind not in ("http", "websocket"):  # lifespan
+        if kind != "http" and kind != "websocket":  # lifespan
             await self.app(scope, receive, send)
             return
-        notice = self.service.notice
+        notice = self.notice
         extensions = scope.get("extensions")
         if extensions is None:
-            scope["extensions"] = extensions = {}
-        extensions[NOTICE] = notice
+            scope["extensions"] = {NOTICE: notice}
+        else:
+            extensions[NOTICE] = notice
         if kind == "http":
-            path = local_path(scope)
-            if path == self.settings.livez_path:
-                await answer(send, 200, b"alive\n", close=notice.is_set())
+            probe = self.probes.get(scope["path"])
+            if probe is not None:
+                await probe(send, notice.is_set())
                 return
-            if path == self.settings.readyz_path:
-                await self._readyz(send, close=notice.is_set())
-                return
-            if self.metrics is not None and path == self.settings.metrics_path:
-                await answer(send, 200, *self.metrics.render(), close=notice.is_set())
-                return
-            # uvicorn's own send, unwrapped when nothing needs to watch it: its request cycle says
-            # whether a response started; cycles begun before the shutdown notice are closed by
-            # `close_responses`, later ones are watched (``Connection: close``)
-            cycle = getattr(send, "__self__", None)
-            if (
-                self.metrics is not None
-                or notice.is_set()
-                or not hasattr(cycle, "response_started")  # not uvicorn: an ASGI test client
-            ):
+            if self.watch:
                 await self._watched(scope, receive, send, notice)
                 return
-        else:
-            cycle = None
-        await self._tracked(scope, receive, send, cycle)
-
-    async def _tracked(self, scope: Scope, receive: Receive, send: Send, cycle: Any) -> None:
-        """A websocket, or an HTTP request on uvicorn's ``cycle`` that nothing watches."""
-        task = asyncio.current_task()
-        assert task is not None
         requests = self.requests
-        requests.tasks.add(task)
+        requests.active += 1
         try:
             await self.app(scope, receive, send)
         except asyncio.CancelledError:
+            task = asyncio.current_task()
             if task not in requests.cut or task.uncancel() > 0:
                 raise  # not (only) our cut-off: the server itself is going away
-            if cycle is not None and not cycle.response_started:
+            # uvicorn's request cycle (h11, httptools): ``send`` is its bound method
+            started = getattr(getattr(send, "__self__", None), "response_started", True)
+            if kind == "http" and not started:
                 await answer(send, 503, _CUT_OFF_BODY, close=True)
         finally:
-            requests.finished(task)
+            requests.active -= 1
+            if requests.draining:
+                requests.finished(asyncio.current_task())
 
-    async def _readyz(self, send: Send, *, close: bool) -> None:
+    async def _livez(self, send: Send, close: bool) -> None:
+        await answer(send, 200, b"alive\n", close=close)
+
+    async def _metrics(self, send: Send, close: bool) -> None:
+        assert self.metrics is not None
+        await answer(send, 200, *self.metrics.render(), close=close)
+
+    async def _readyz(self, send: Send, close: bool) -> None:
         service = self.service
         code = 200 if service.ready else 503
         if self.settings.readyz_details:
@@ -150,12 +164,15 @@ class Front:
         once shutdown began, for whether a response started."""
         status = 500  # what uvicorn answers when the app fails before responding
         responded = False
+        cycle = getattr(send, "__self__", None)  # uvicorn's request cycle, if it is uvicorn
 
         async def send_watched(message: Message) -> None:
             nonlocal status, responded
             if message["type"] == "http.response.start":
                 status, responded = int(message["status"]), True
-                if notice.is_set():  # shutdown began: keep-alive clients move on
+                # shutdown began: keep-alive clients move on (unless uvicorn's request cycle
+                # says so already: `close_responses` gave it the header)
+                if notice.is_set() and _CLOSE not in getattr(cycle, "default_headers", ()):
                     message = closing(message)
             await send(message)
 
@@ -164,6 +181,7 @@ class Front:
         assert task is not None
         requests = self.requests
         requests.tasks.add(task)
+        requests.active += 1
         if metrics is not None:
             metrics.in_flight.inc()
         began = time.perf_counter()
@@ -177,7 +195,10 @@ class Front:
                     await answer(send, 503, _CUT_OFF_BODY, close=True)
                     status = 503
         finally:
-            requests.finished(task)
+            requests.tasks.discard(task)
+            requests.active -= 1
+            if requests.draining:
+                requests.finished(task)
             if metrics is not None:
                 metrics.observe(scope, status, time.perf_counter() - began)
 
@@ -211,12 +232,3 @@ def closing(message: Message) -> Message:
     ]
     headers.append(_CLOSE)
     return {**message, "headers": headers}
-
-
-def local_path(scope: Scope) -> str:
-    """The request path without the ``root_path`` prefix uvicorn includes in it."""
-    path = str(scope.get("path", ""))
-    root = str(scope.get("root_path", ""))
-    if root and path.startswith(root):
-        path = path[len(root) :] or "/"
-    return path

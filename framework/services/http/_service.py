@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
+import logging
 import socket
 from typing import TYPE_CHECKING, Any
 
@@ -41,6 +42,7 @@ __all__ = ("HttpService",)
 
 # After a cancelled stop, how long (shielded) the server task is given to end once cancelled.
 _ABORT_GRACE = 0.25
+_UVICORN_TRACE = 5  # uvicorn's TRACE level: it then logs every ASGI message, wrapping send
 
 
 class HttpService(Service):
@@ -167,6 +169,8 @@ class HttpService(Service):
         """Called by the application before any service starts: readiness comes from it now on."""
         self._context = context
         self.name = context.name
+        if self._front is not None:
+            self._front.notice = context.readiness.shutdown
 
     # -- start ------------------------------------------------------------------------------------
 
@@ -188,7 +192,8 @@ class HttpService(Service):
         self._port = int(sock.getsockname()[1])
         # access_log is applied through the protocol class (see _protocol), not Config, which
         # would silence the shared "uvicorn.access" logger for every server in the process
-        config = uvicorn.Config(self.asgi, **self._uvicorn_options())
+        front = Front(self, served=True)
+        config = uvicorn.Config(front, **self._uvicorn_options())
         self._done = done = anyio.Event()
         settled = anyio.Event()  # uvicorn is listening, or gave up
         self._plan.listener = sock
@@ -196,7 +201,10 @@ class HttpService(Service):
         self._task = asyncio.create_task(
             self._serve(server, sock, settled, done), name=f"uvicorn {self.url}"
         )
-        self.notice.add_callback(functools.partial(close_responses, server))
+        self._requests.server_tasks = server.server_state.tasks
+        if logging.getLogger("uvicorn.error").getEffectiveLevel() <= _UVICORN_TRACE:
+            front.watch = True  # uvicorn wraps send in its message logger
+        self.notice.add_callback(functools.partial(self._shutdown_began, front, server))
         await settled.wait()
         if not server.started:
             raise HttpServiceError(
@@ -206,6 +214,13 @@ class HttpService(Service):
         self._log().bind(url=self.url, loop=loop, http=_protocol_name(config)).info(
             f"serving HTTP on {self.url}"
         )
+
+    @staticmethod
+    def _shutdown_began(front: Front, server: uvicorn.Server) -> None:
+        """Every response from now on says ``Connection: close``: those already begun through
+        their uvicorn cycle, later ones through the front app watching their ``send``."""
+        front.watch = True
+        close_responses(server)
 
     def _uvicorn_options(self) -> dict[str, Any]:
         s = self.settings
