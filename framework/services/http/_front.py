@@ -14,7 +14,6 @@ from collections.abc import Awaitable, Callable, MutableMapping
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from framework.readiness import ShutdownNotice
     from framework.services.http._service import HttpService
 
 __all__ = (
@@ -48,11 +47,10 @@ class Requests:
     Tasks rather than a cancel scope per request: HttpService runs only on asyncio, and a scope
     per request costs more than the rest of the front app together. uvicorn keeps the set of its
     request tasks anyway (`server_tasks`); only a request whose ``send`` is watched is added to
-    `tasks` as well.
+    `tasks` as well. Nothing is counted per request until the drain begins.
     """
 
     def __init__(self) -> None:
-        self.active = 0
         self.tasks: set[asyncio.Task[Any]] = set()
         self.server_tasks: set[asyncio.Task[Any]] = set()
         self.cut: set[asyncio.Task[Any]] = set()
@@ -61,7 +59,15 @@ class Requests:
         self.cut_off = 0
 
     def __len__(self) -> int:
-        return self.active
+        return len(self.tasks | self.server_tasks)
+
+    def begin_drain(self) -> None:
+        """From now on count the requests that finish: those running now, and (watched) later."""
+        if self.draining:
+            return
+        self.draining = True
+        for task in self.server_tasks - self.tasks:
+            task.add_done_callback(self.finished)
 
     def finished(self, task: asyncio.Task[Any] | None) -> None:
         """A request finished during the drain: drained, or cut off."""
@@ -71,12 +77,17 @@ class Requests:
             self.drained += 1
 
     def cut_off_all(self) -> None:
-        self.draining = True
+        self.begin_drain()
         for task in list((self.tasks | self.server_tasks) - self.cut):
             if not task.done():
                 self.cut.add(task)
                 task.cancel()
                 self.cut_off += 1
+
+    def was_cut(self) -> bool:
+        """Whether the current task's cancellation is (only) a cut-off: the caller answers."""
+        task = asyncio.current_task()
+        return task in self.cut and task is not None and task.uncancel() == 0
 
 
 class Front:
@@ -84,8 +95,8 @@ class Front:
 
     Its ``__call__`` runs for every request, so it is kept flat: one coroutine frame, the probes
     looked up in a dict, uvicorn's own ``send`` handed on unless something has to watch it
-    (`watch`: the metrics are on, the shutdown notice is set, or the caller is not the service's
-    own uvicorn but, say, an ASGI test client).
+    (`watch`: the metrics are on, the shutdown notice is set, the drain began, or the caller is
+    not the service's own uvicorn but, say, an ASGI test client).
     """
 
     def __init__(self, service: HttpService, *, served: bool = False) -> None:
@@ -107,39 +118,34 @@ class Front:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         kind = scope["type"]
-        if kind != "http" and kind != "websocket":  # lifespan
-            await self.app(scope, receive, send)
-            return
-        notice = self.notice
-        extensions = scope.get("extensions")
-        if extensions is None:
-            scope["extensions"] = {NOTICE: notice}
-        else:
-            extensions[NOTICE] = notice
         if kind == "http":
+            notice = self.notice
+            extensions = scope.get("extensions")
+            if extensions is None:
+                scope["extensions"] = {NOTICE: notice}
+            else:
+                extensions[NOTICE] = notice
             probe = self.probes.get(scope["path"])
             if probe is not None:
                 await probe(send, notice.is_set())
                 return
-            if self.watch:
-                await self._watched(scope, receive, send, notice)
-                return
-        requests = self.requests
-        requests.active += 1
-        try:
+        elif kind == "websocket":
+            scope.setdefault("extensions", {})[NOTICE] = self.notice
+        else:  # lifespan
+            await self.app(scope, receive, send)
+            return
+        if self.watch:
+            await self._watched(scope, receive, send)
+            return
+        try:  # uvicorn's own send; its task is in uvicorn's set, which a drain cuts off
             await self.app(scope, receive, send)
         except asyncio.CancelledError:
-            task = asyncio.current_task()
-            if task not in requests.cut or task.uncancel() > 0:
+            if not self.requests.was_cut():
                 raise  # not (only) our cut-off: the server itself is going away
             # uvicorn's request cycle (h11, httptools): ``send`` is its bound method
             started = getattr(getattr(send, "__self__", None), "response_started", True)
             if kind == "http" and not started:
                 await answer(send, 503, _CUT_OFF_BODY, close=True)
-        finally:
-            requests.active -= 1
-            if requests.draining:
-                requests.finished(asyncio.current_task())
 
     async def _livez(self, send: Send, close: bool) -> None:
         await answer(send, 200, b"alive\n", close=close)
@@ -157,11 +163,11 @@ class Front:
         else:
             await answer(send, code, f"{service.status.value}\n".encode(), close=close)
 
-    async def _watched(
-        self, scope: Scope, receive: Receive, send: Send, notice: ShutdownNotice
-    ) -> None:
-        """An HTTP request with its ``send`` watched: for the metrics, for ``Connection: close``
-        once shutdown began, for whether a response started."""
+    async def _watched(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """A request tracked here, an HTTP one with its ``send`` watched: for the metrics, for
+        ``Connection: close`` once shutdown began, for whether a response started."""
+        http = scope["type"] == "http"
+        notice = self.notice
         status = 500  # what uvicorn answers when the app fails before responding
         responded = False
         cycle = getattr(send, "__self__", None)  # uvicorn's request cycle, if it is uvicorn
@@ -176,27 +182,25 @@ class Front:
                     message = closing(message)
             await send(message)
 
-        metrics = self.metrics
+        metrics = self.metrics if http else None
         task = asyncio.current_task()
         assert task is not None
         requests = self.requests
         requests.tasks.add(task)
-        requests.active += 1
         if metrics is not None:
             metrics.in_flight.inc()
         began = time.perf_counter()
         try:
             try:
-                await self.app(scope, receive, send_watched)
+                await self.app(scope, receive, send_watched if http else send)
             except asyncio.CancelledError:
-                if task not in requests.cut or task.uncancel() > 0:
+                if not requests.was_cut():
                     raise  # not (only) our cut-off: the server itself is going away
-                if not responded:
+                if http and not responded:
                     await answer(send, 503, _CUT_OFF_BODY, close=True)
                     status = 503
         finally:
             requests.tasks.discard(task)
-            requests.active -= 1
             if requests.draining:
                 requests.finished(task)
             if metrics is not None:

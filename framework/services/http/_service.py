@@ -65,7 +65,8 @@ class HttpService(Service):
         self.settings = settings if settings is not None else HttpSettings()
         self.name = "http"
         self._context: ServiceContext | None = None
-        self._front: Front | None = None
+        self._front: Front | None = None  # `asgi`: for ASGI test clients
+        self._served: Front | None = None  # what the embedded uvicorn serves
         self._requests = Requests()
         self._metrics = Metrics(self) if self.settings.metrics_path is not None else None
         self._socket: socket.socket | None = None
@@ -192,7 +193,7 @@ class HttpService(Service):
         self._port = int(sock.getsockname()[1])
         # access_log is applied through the protocol class (see _protocol), not Config, which
         # would silence the shared "uvicorn.access" logger for every server in the process
-        front = Front(self, served=True)
+        self._served = front = Front(self, served=True)
         config = uvicorn.Config(front, **self._uvicorn_options())
         self._done = done = anyio.Event()
         settled = anyio.Event()  # uvicorn is listening, or gave up
@@ -284,8 +285,10 @@ class HttpService(Service):
             return
         self._stopping = True
         self._notice.set()
+        if self._served is not None:
+            self._served.watch = True  # requests from now on are counted as they finish
         requests = self._requests
-        requests.draining = True
+        requests.begin_drain()
         began = anyio.current_time()
         cut_at, self._plan.abort_at = drain_times(began, anyio.current_effective_deadline())
         self._plan.cut_at = cut_at
