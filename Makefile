@@ -45,8 +45,9 @@ mermaid:
 	cp build/mermaid/node_modules/mermaid/LICENSE docs/js/mermaid.LICENSE
 
 bench: $(VENV)/.bench
-	@command -v wrk >/dev/null 2>&1 || apt-get install -y -qq wrk >/dev/null 2>&1 \
-		|| { apt-get update -qq && apt-get install -y -qq wrk >/dev/null; }
+	@command -v wrk >/dev/null 2>&1 && command -v valgrind >/dev/null 2>&1 \
+		|| apt-get install -y -qq wrk valgrind >/dev/null 2>&1 \
+		|| { apt-get update -qq && apt-get install -y -qq wrk valgrind >/dev/null; }
 	$(BIN)/python -m bench
 
 clean:

@@ -6,7 +6,8 @@ bench.apps:HttpApp`` and by ``uvicorn bench.asgi:app``, in three pairs: against 
 defaults (access log on) at log level WARNING; and the older pair on h11 and plain asyncio. Load:
 ``wrk -t2 -c32`` on loopback, each pair back to back in alternating order. granian (one worker,
 uvloop, access log off), a server written in Rust, is measured beside the first pair for reference
-when it is installed (``pip install -e '.[bench]'``); it sets no goal.
+when it is installed (``pip install -e '.[bench]'``); it sets no goal. Then the first two pairs
+again under callgrind: instructions per request (`bench._callgrind`), which the load does not move.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import subprocess
 import time
 from pathlib import Path
 
+from bench import _callgrind
 from bench._common import (
     PYTHON,
     TIMES,
@@ -193,6 +195,7 @@ def run(quick: bool) -> Result:
     measured = _load(port, rounds, seconds)
     for ours, base, label in PAIRS:
         res.figures.append(_figure(ours, base, label, measured))
+    counted = _instructions(res, 3.0 if quick else 8.0)
     rows = [
         "| server | requests/s (median) | / its baseline (median of rounds) | per round "
         "| non-2xx | socket errors |",
@@ -234,18 +237,54 @@ def run(quick: bool) -> Result:
         "its front app (probe paths, drain tracking) and its logging setup. uvicorn[standard] is "
         "uvicorn with uvloop and httptools, as users install it for production."
     )
-    res.data = {"measured": measured}
+    res.data = {"measured": measured, "instructions_per_request": counted}
     return res
 
 
+def _instructions(res: Result, seconds: float) -> dict[str, float]:
+    """The two goal pairs again, under callgrind: instructions per request (see `_callgrind`)."""
+    pairs = PAIRS[:2]
+    if not _callgrind.available():
+        for _, _, label in pairs:
+            res.figures.append(
+                Figure(
+                    "http",
+                    f"instructions per request, HttpService / {label}",
+                    "instructions/request",
+                    None,
+                    goal=f"≤ {1 / GOAL:.2f}{TIMES}",
+                    miss_note="valgrind is not installed (apt-get install -y valgrind): "
+                    "not measured.",
+                )
+            )
+        return {}
+    counted: dict[str, float] = {}
+    with workdir("callgrind") as tmp:
+        for ours, base, _ in pairs:
+            ports = {name: free_port() for name in SERVERS if name != "granian"}
+            servers = {name: _servers(ports)[name] for name in (ours, base)}
+            counted.update(_callgrind.per_request_pair(servers, ports, Path(tmp), seconds))
+    for ours, base, label in pairs:
+        fig = Figure(
+            "http",
+            f"instructions per request, HttpService / {label} (callgrind)",
+            "instructions/request",
+            counted[ours],
+            counted[base],
+            BASELINES[base],
+            f"≤ {1 / GOAL:.2f}{TIMES}",
+        )
+        fig.met = fig.ratio is not None and fig.ratio <= 1 / GOAL
+        res.figures.append(fig)
+    return counted
+
+
 MISS = (
-    "On this branch the application's event loop is still plain asyncio: HttpService serves "
-    "with httptools on asyncio, uvicorn[standard] on uvloop; running the application on "
-    "uvloop (`http.loop` auto) comes with the HTTP service's own change, and this figure is "
-    "to be read again once it is merged. With the access log on at WARNING, `uvicorn.access` "
-    "no longer has handlers, so no access record (client address, path, status) is formatted "
-    "at all, where bare uvicorn at `--log-level warning` formats each before its logger drops "
-    "it. The front app (probes, drain tracking) costs about 1.6 µs per request (profiled "
-    "earlier). The two cores were shared with other test suites during this run (load average "
-    "6-9): per-round ratios range widely."
+    "Requests per second on these two shared cores move with whatever else runs on them: wrk "
+    "and the server compete for the same cores, and the per-round ratios in the table range "
+    "widely around 1. The instructions each server executes per request (callgrind, the rows "
+    "below) do not depend on the load: they are the figure to read for the cost of the front "
+    "app. With the access log on at WARNING, `uvicorn.access` has no handlers, so no access "
+    "record is built at all, where bare uvicorn at `--log-level warning` calls its logger for "
+    "each request."
 )
