@@ -16,7 +16,7 @@ import subprocess
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from bench._common import spawn, stop_process, wait_status
+from bench._common import spawn, stop_process, wait_status, wrk_output
 
 __all__ = ("available", "per_request", "per_request_pair")
 
@@ -62,13 +62,7 @@ def per_request_pair(
 
 
 def _wrk(port: int, seconds: float) -> int:
-    out = subprocess.run(
-        ["wrk", "-t1", "-c8", f"-d{seconds:g}s", "--timeout", "10s", f"http://127.0.0.1:{port}/"],
-        capture_output=True,
-        text=True,
-        timeout=seconds + 60,
-        check=True,
-    ).stdout
+    out = wrk_output(port, seconds, threads=1, connections=8, timeout="10s")
     found = re.search(r"(\d+) requests in", out)
     if found is None or int(found.group(1)) == 0:
         raise RuntimeError(f"cannot read wrk's output:\n{out}")

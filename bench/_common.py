@@ -163,3 +163,22 @@ def wait_status(
             raise RuntimeError(f"{proc.args!r} exited with {proc.returncode} before it was ready")
         time.sleep(interval)
     raise RuntimeError(f"{proc.args!r}: no {status} on {path} within {timeout} s")
+
+
+def wrk_output(port: int, seconds: float, *, threads: int, connections: int, timeout: str) -> str:
+    """What ``wrk`` prints after loading ``GET /`` on 127.0.0.1:``port`` for ``seconds``."""
+    return subprocess.run(
+        [
+            "wrk",
+            f"-t{threads}",
+            f"-c{connections}",
+            f"-d{seconds:g}s",
+            "--timeout",
+            timeout,
+            f"http://127.0.0.1:{port}/",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=seconds + 60,
+        check=True,
+    ).stdout

@@ -15,7 +15,6 @@ from __future__ import annotations
 import importlib.util
 import re
 import shutil
-import subprocess
 import time
 from pathlib import Path
 
@@ -33,6 +32,7 @@ from bench._common import (
     uvicorn_cmd,
     wait_status,
     workdir,
+    wrk_output,
 )
 
 GOAL = 0.97
@@ -100,21 +100,7 @@ def _granian_installed() -> bool:
 
 
 def wrk(port: int, seconds: float) -> dict[str, float]:
-    out = subprocess.run(
-        [
-            "wrk",
-            "-t2",
-            f"-c{CONNECTIONS}",
-            f"-d{seconds:g}s",
-            "--timeout",
-            "5s",
-            f"http://127.0.0.1:{port}/",
-        ],
-        capture_output=True,
-        text=True,
-        timeout=seconds + 30,
-        check=True,
-    ).stdout
+    out = wrk_output(port, seconds, threads=2, connections=CONNECTIONS, timeout="5s")
     rps = re.search(r"Requests/sec:\s+([\d.]+)", out)
     non2xx = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", out)
     errors = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", out)

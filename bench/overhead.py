@@ -181,7 +181,7 @@ def run(quick: bool) -> Result:
     runs = {"asyncio": 1 if quick else 2, "trio": 1 if quick else 2}
     sizes = (1_000, 10_000, 20_000)
     res = Result()
-    api = _measure_api(1 if quick else 3)
+    api = _measure_api(1 if quick else 5)
     measured = {backend: _measure(backend, sizes, runs[backend]) for backend in runs}
     minimal = [_total(p) for p in measured["asyncio"][10_000][1]]
     res.figures += _api_figures(api, minimal)
