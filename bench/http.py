@@ -6,7 +6,9 @@ bench.apps:HttpApp`` and by ``uvicorn bench.asgi:app``, in three pairs: against 
 defaults (access log on) at log level WARNING; and the older pair on h11 and plain asyncio. Load:
 ``wrk -t2 -c32`` on loopback, each pair back to back in alternating order. granian (one worker,
 uvloop, access log off), a server written in Rust, is measured beside the first pair for reference
-when it is installed (``pip install -e '.[bench]'``); it sets no goal. Then the first two pairs
+when it is installed (``pip install -e '.[bench]'``); it sets no goal. So is a second
+uvicorn[standard], the same command again: an A/A control whose ratio to the first is the noise of
+the run. Then the first two pairs
 again under callgrind: instructions per request (`bench._callgrind`), which the load does not move.
 """
 
@@ -46,6 +48,7 @@ SERVERS: dict[str, str] = {
     "uvicorn_log": "uvicorn[standard], its defaults (access log on), `--log-level warning`",
     "ours_h11": "HttpService, `http.http=h11`, `http.loop=asyncio`, `http.access_log=false`",
     "uvicorn_h11": "bare uvicorn, `--http h11 --loop asyncio --no-access-log`",
+    "control": "uvicorn[standard] again, `--no-access-log` (A/A control: the same server twice)",
     "granian": "granian (reference), 1 worker, `--loop uvloop`, access log off",
 }
 BASELINES = {
@@ -75,6 +78,7 @@ def _servers(port: dict[str, int]) -> dict[str, list[str]]:
         "uvicorn_log": uvicorn("uvicorn_log", *standard, "--log-level", "warning"),
         "ours_h11": ours("ours_h11", "http.access_log=false", "http.http=h11", "http.loop=asyncio"),
         "uvicorn_h11": uvicorn("uvicorn_h11", "--no-access-log"),
+        "control": uvicorn("control", *standard, "--no-access-log"),
     }
     if "granian" in port:
         servers["granian"] = [
@@ -151,7 +155,9 @@ def _load(port: dict[str, int], rounds: int, seconds: float) -> Measured:
                 wrk(port[name], 1.0)
             for r in range(rounds):
                 for ours, base, _ in PAIRS:
-                    group = [ours, base] + (["granian"] if ours == "ours_std" and granian else [])
+                    group = [ours, base]
+                    if ours == "ours_std":
+                        group += ["control", "granian"] if granian else ["control"]
                     for name in group if r % 2 == 0 else group[::-1]:
                         measured[name].append(wrk(port[name], seconds))
                         time.sleep(0.05)
@@ -181,6 +187,7 @@ def run(quick: bool) -> Result:
     measured = _load(port, rounds, seconds)
     for ours, base, label in PAIRS:
         res.figures.append(_figure(ours, base, label, measured))
+    res.figures.append(_control(measured))
     counted = _instructions(res, 3.0 if quick else 8.0)
     rows = [
         "| server | requests/s (median) | / its baseline (median of rounds) | per round "
@@ -198,6 +205,14 @@ def run(quick: bool) -> Result:
                 f"| {sum(m['non_2xx'] for m in measured[name]):.0f} "
                 f"| {sum(m['socket_errors'] for m in measured[name]):.0f} |"
             )
+    ctl = [m["rps"] for m in measured["control"]]
+    ratios = [c / u for c, u in zip(ctl, [m["rps"] for m in measured["uvicorn_std"]], strict=True)]
+    rows.append(
+        f"| {SERVERS['control']} | {median(ctl):,.0f} | {median(ratios):.3f} "
+        f"| {min(ratios):.2f}-{max(ratios):.2f} "
+        f"| {sum(m['non_2xx'] for m in measured['control']):.0f} "
+        f"| {sum(m['socket_errors'] for m in measured['control']):.0f} |"
+    )
     if "granian" in measured:
         ours_rps = [m["rps"] for m in measured["ours_std"]]
         rps = [m["rps"] for m in measured["granian"]]
@@ -225,6 +240,25 @@ def run(quick: bool) -> Result:
     )
     res.data = {"measured": measured, "instructions_per_request": counted}
     return res
+
+
+def _control(measured: Measured) -> Figure:
+    """uvicorn[standard] against itself: how far two identical servers drift apart in this run."""
+    ctl = [m["rps"] for m in measured["control"]]
+    base = [m["rps"] for m in measured["uvicorn_std"]]
+    return Figure(
+        "http",
+        f"requests/s, A/A control: uvicorn[standard] / the same uvicorn[standard] (wrk -t2 "
+        f"-c{CONNECTIONS})",
+        "req/s",
+        median(ctl),
+        median(base),
+        BASELINES["uvicorn_std"],
+        "(reported: the noise of this run)",
+        ratio=median([c / b for c, b in zip(ctl, base, strict=True)]),
+        runs=ctl,
+        baseline_runs=base,
+    )
 
 
 def _instructions(res: Result, seconds: float) -> dict[str, float]:
@@ -268,7 +302,8 @@ def _instructions(res: Result, seconds: float) -> dict[str, float]:
 MISS = (
     "Requests per second on these two shared cores move with whatever else runs on them: wrk "
     "and the server compete for the same cores, and the per-round ratios in the table range "
-    "widely around 1. The instructions each server executes per request (callgrind, the rows "
+    "widely around 1. The A/A control row (uvicorn[standard] against itself, in the same "
+    "rounds) shows how far two identical servers drift apart in this run. The instructions each server executes per request (callgrind, the rows "
     "below) do not depend on the load: they are the figure to read for the cost of the front "
     "app. With the access log on at WARNING, `uvicorn.access` has no handlers, so no access "
     "record is built at all, where bare uvicorn at `--log-level warning` calls its logger for "
