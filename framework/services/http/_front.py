@@ -54,6 +54,7 @@ class Requests:
         self.tasks: set[asyncio.Task[Any]] = set()
         self.server_tasks: set[asyncio.Task[Any]] = set()
         self.cut: set[asyncio.Task[Any]] = set()
+        self.counting: set[asyncio.Task[Any]] = set()  # counted by a done callback
         self.draining = False
         self.drained = 0
         self.cut_off = 0
@@ -66,7 +67,8 @@ class Requests:
         if self.draining:
             return
         self.draining = True
-        for task in self.server_tasks - self.tasks:
+        self.counting = self.server_tasks - self.tasks
+        for task in self.counting:
             task.add_done_callback(self.finished)
 
     def finished(self, task: asyncio.Task[Any] | None) -> None:
@@ -201,7 +203,7 @@ class Front:
                     status = 503
         finally:
             requests.tasks.discard(task)
-            if requests.draining:
+            if requests.draining and task not in requests.counting:
                 requests.finished(task)
             if metrics is not None:
                 metrics.observe(scope, status, time.perf_counter() - began)
