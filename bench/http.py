@@ -118,8 +118,7 @@ def wrk(port: int, seconds: float) -> dict[str, float]:
 
 
 def _figure(ours_name: str, base_name: str, label: str, measured: Measured) -> Figure:
-    ours = [m["rps"] for m in measured[ours_name]]
-    base = [m["rps"] for m in measured[base_name]]
+    ours, base = _rps(measured, ours_name), _rps(measured, base_name)
     fig = Figure(
         "http",
         f"requests/s, HttpService / {label} (wrk -t2 -c{CONNECTIONS})",
@@ -128,7 +127,7 @@ def _figure(ours_name: str, base_name: str, label: str, measured: Measured) -> F
         median(base),
         BASELINES[base_name],
         f"≥ {GOAL}{TIMES}",
-        ratio=median([o / b for o, b in zip(ours, base, strict=True)]),
+        ratio=median(_per_round(measured, ours_name, base_name)),
         runs=ours,
         baseline_runs=base,
         miss_note=MISS,
@@ -195,34 +194,10 @@ def run(quick: bool) -> Result:
         "|---|---|---|---|---|---|",
     ]
     for ours, base, _ in PAIRS:
-        base_rps = [m["rps"] for m in measured[base]]
-        for name in (ours, base):
-            rps = [m["rps"] for m in measured[name]]
-            ratios = [o / b for o, b in zip(rps, base_rps, strict=True)]
-            rows.append(
-                f"| {SERVERS[name]} | {median(rps):,.0f} | {median(ratios):.3f} "
-                f"| {min(ratios):.2f}-{max(ratios):.2f} "
-                f"| {sum(m['non_2xx'] for m in measured[name]):.0f} "
-                f"| {sum(m['socket_errors'] for m in measured[name]):.0f} |"
-            )
-    ctl = [m["rps"] for m in measured["control"]]
-    ratios = [c / u for c, u in zip(ctl, [m["rps"] for m in measured["uvicorn_std"]], strict=True)]
-    rows.append(
-        f"| {SERVERS['control']} | {median(ctl):,.0f} | {median(ratios):.3f} "
-        f"| {min(ratios):.2f}-{max(ratios):.2f} "
-        f"| {sum(m['non_2xx'] for m in measured['control']):.0f} "
-        f"| {sum(m['socket_errors'] for m in measured['control']):.0f} |"
-    )
-    if "granian" in measured:
-        ours_rps = [m["rps"] for m in measured["ours_std"]]
-        rps = [m["rps"] for m in measured["granian"]]
-        ratios = [o / g for o, g in zip(ours_rps, rps, strict=True)]
-        rows.append(
-            f"| {SERVERS['granian']} | {median(rps):,.0f} | HttpService (first row) / granian: "
-            f"{median(ratios):.3f} | {min(ratios):.2f}-{max(ratios):.2f} "
-            f"| {sum(m['non_2xx'] for m in measured['granian']):.0f} "
-            f"| {sum(m['socket_errors'] for m in measured['granian']):.0f} |"
-        )
+        rows += [_row(measured, ours, base), _row(measured, base, base)]
+    rows.append(_row(measured, "control", "uvicorn_std"))
+    if "granian" in measured:  # the other way round: ours against it
+        rows.append(_row(measured, "granian", "granian", "ours_std"))
     granian = (
         "granian is measured beside the first pair, for reference."
         if "granian" in measured
@@ -242,10 +217,31 @@ def run(quick: bool) -> Result:
     return res
 
 
+def _rps(measured: Measured, name: str) -> list[float]:
+    return [m["rps"] for m in measured[name]]
+
+
+def _per_round(measured: Measured, name: str, base: str) -> list[float]:
+    """``name``'s requests/s over ``base``'s, round by round."""
+    return [o / b for o, b in zip(_rps(measured, name), _rps(measured, base), strict=True)]
+
+
+def _row(measured: Measured, name: str, base: str, ours: str | None = None) -> str:
+    """A row of the details table: ``name`` against ``base`` (or, given ``ours``, that server
+    against ``name``: the reference row)."""
+    ratios = _per_round(measured, ours or name, base)
+    versus = f"HttpService (first row) / {name}: " if ours else ""
+    return (
+        f"| {SERVERS[name]} | {median(_rps(measured, name)):,.0f} | {versus}{median(ratios):.3f} "
+        f"| {min(ratios):.2f}-{max(ratios):.2f} "
+        f"| {sum(m['non_2xx'] for m in measured[name]):.0f} "
+        f"| {sum(m['socket_errors'] for m in measured[name]):.0f} |"
+    )
+
+
 def _control(measured: Measured) -> Figure:
     """uvicorn[standard] against itself: how far two identical servers drift apart in this run."""
-    ctl = [m["rps"] for m in measured["control"]]
-    base = [m["rps"] for m in measured["uvicorn_std"]]
+    ctl, base = _rps(measured, "control"), _rps(measured, "uvicorn_std")
     return Figure(
         "http",
         f"requests/s, A/A control: uvicorn[standard] / the same uvicorn[standard] (wrk -t2 "
@@ -255,7 +251,7 @@ def _control(measured: Measured) -> Figure:
         median(base),
         BASELINES["uvicorn_std"],
         "(reported: the noise of this run)",
-        ratio=median([c / b for c, b in zip(ctl, base, strict=True)]),
+        ratio=median(_per_round(measured, "control", "uvicorn_std")),
         runs=ctl,
         baseline_runs=base,
     )
@@ -282,8 +278,9 @@ def _instructions(res: Result, seconds: float) -> dict[str, float]:
     with workdir("callgrind") as tmp:
         for ours, base, _ in pairs:
             ports = {name: free_port() for name in SERVERS if name != "granian"}
-            servers = {name: _servers(ports)[name] for name in (ours, base)}
-            counted.update(_callgrind.per_request_pair(servers, ports, Path(tmp), seconds))
+            every = _servers(ports)
+            pair = {name: every[name] for name in (ours, base)}
+            counted.update(_callgrind.per_request_pair(pair, ports, Path(tmp), seconds))
     for ours, base, label in pairs:
         fig = Figure(
             "http",
