@@ -17,6 +17,7 @@ if TYPE_CHECKING:
     from framework.services.http._service import HttpService
 
 __all__ = (
+    "CLOSE",
     "NOTICE",
     "ASGIApp",
     "Front",
@@ -36,7 +37,8 @@ ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 """An ASGI 3 application (Starlette, FastAPI, or a plain ``async def app(scope, receive, send)``)."""
 
 _CUT_OFF_BODY = b"cut off: the server is shutting down\n"
-_CLOSE = (b"connection", b"close")
+CLOSE = (b"connection", b"close")
+"""The ``Connection: close`` header: the connection closes after this response."""
 NOTICE = "framework.shutdown"
 """The key of the shutdown notice in ``scope["extensions"]``."""
 
@@ -89,7 +91,7 @@ class Requests:
     def was_cut(self) -> bool:
         """Whether the current task's cancellation is (only) a cut-off: the caller answers."""
         task = asyncio.current_task()
-        return task in self.cut and task is not None and task.uncancel() == 0
+        return task is not None and task in self.cut and task.uncancel() == 0
 
 
 class Front:
@@ -180,7 +182,7 @@ class Front:
                 status, responded = int(message["status"]), True
                 # shutdown began: keep-alive clients move on (unless uvicorn's request cycle
                 # says so already: `close_responses` gave it the header)
-                if notice.is_set() and _CLOSE not in getattr(cycle, "default_headers", ()):
+                if notice.is_set() and CLOSE not in getattr(cycle, "default_headers", ()):
                     message = closing(message)
             await send(message)
 
@@ -223,7 +225,7 @@ async def answer(
         (b"cache-control", b"no-store"),
     ]
     if close:
-        headers.append(_CLOSE)
+        headers.append(CLOSE)
     await send({"type": "http.response.start", "status": status, "headers": headers})
     await send({"type": "http.response.body", "body": body})
 
@@ -236,5 +238,5 @@ def closing(message: Message) -> Message:
         for name, value in message.get("headers", ())
         if bytes(name).lower() != b"connection"
     ]
-    headers.append(_CLOSE)
+    headers.append(CLOSE)
     return {**message, "headers": headers}

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 from framework.services.http._drain import DrainPlan
 from framework.services.http._errors import ListenError
+from framework.services.http._front import CLOSE
 
 if TYPE_CHECKING:
     import uvicorn
@@ -30,7 +31,6 @@ __all__ = (
 # lifespan shutdown; never more than _RESERVE_MAX seconds.
 _RESERVE_SHARE = 0.2
 _RESERVE_MAX = 1.0
-_CLOSE = (b"connection", b"close")
 
 
 @functools.cache
@@ -159,8 +159,8 @@ def close_responses(server: uvicorn.Server) -> None:
             if cycle is None or cycle.response_started:
                 continue
             headers = getattr(cycle, "default_headers", None)
-            if isinstance(headers, list) and _CLOSE not in headers:
-                cycle.default_headers = [*headers, _CLOSE]
+            if isinstance(headers, list) and CLOSE not in headers:
+                cycle.default_headers = [*headers, CLOSE]
 
 
 def address(host: str, port: int) -> str:
