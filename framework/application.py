@@ -382,6 +382,8 @@ class Application:
         code = ExitCode.FAILURE if count == 1 else ExitCode.FORCED
         why = messages.SHUTDOWN_OUTLIVED if count == 1 else messages.forced_by(sig.name, count)
         self._arm(timing.exit_deadline(count, self.settings.lifecycle.shutdown_timeout), code, why)
+        if count == 1 and self.lifecycle is not None:  # starts that do not wait run one after
+            self.lifecycle.abort_reason = sig.name  # another, giving the loop no turn meanwhile
 
     def _on_signal(self, sig: signal.Signals, count: int) -> None:
         """On the loop: shut down, force; SIGUSR1 reopens the log file, SIGUSR2 logs a status."""

@@ -134,7 +134,7 @@ class Lifecycle:
         self._stop_scope: anyio.CancelScope | None = None
         self._stop_done: anyio.Event | None = None
         self.abort_reason: str | None = None
-        """Why the startup was aborted from outside (a signal), if it was."""
+        """Why the startup was aborted from outside (a signal: also set from its thread)."""
         self.forced = False
         """Whether `force` was called: the shutdown was cut short."""
 
@@ -169,7 +169,7 @@ class Lifecycle:
         began = anyio.current_time()
         scope = anyio.CancelScope(deadline=deadline(began, self.startup_timeout.seconds))
         failed = await self._start_all(scope, run_group)
-        ok = not (failed or scope.cancelled_caught)
+        ok = not (failed or scope.cancel_called)
         if scope.cancelled_caught and not failed and self.abort_reason is None:
             self._startup_timed_out()
         self.emit(StartupFinished(anyio.current_time() - began, ok))
@@ -189,6 +189,8 @@ class Lifecycle:
 
         async def step(rec: ServiceRecord, timer: Timer) -> list[ServiceRecord]:
             nonlocal failed
+            if self.abort_reason is not None:  # noted by a signal's thread: the loop had no turn
+                scope.cancel()
             if tg.cancel_scope.cancel_called or scope.cancel_called:
                 return []  # startup already failed or was aborted: this one never begins
             if not await self._start_service(rec, run_group, timer):
