@@ -124,6 +124,7 @@ class Application:
         self.bus = EventBus(follow_lifecycle(self.readiness), self._on_event, log_event)
         self._log: LogSink | None = None
         self._requested: ShutdownRequest | None = None
+        self._signalled: signal.Signals | None = None  # by the signal's thread, at once
         self._shutdown: anyio.Event | None = None
         self._stopped: anyio.Event | None = None
         self._loop: tuple[anyio.lowlevel.EventLoopToken, int] | None = None  # token, thread
@@ -179,7 +180,9 @@ class Application:
         except StartupError:
             await self._finish(ExitCode.FAILURE)
             raise
-        if self._requested is not None:  # a signal arrived while services were being created
+        if self._requested is None and self._signalled is not None:  # while services were created
+            self._on_signal(self._signalled, 1)  # (the loop had no turn to act on it)
+        if self._requested is not None:
             await self._finish(ExitCode.OK)
             raise StartupError([], messages.ABORTED_BEFORE_START)
         try:
@@ -264,9 +267,7 @@ class Application:
 
     async def stop(self) -> int:
         """Stop every started service in reverse order; flush the logs; return the exit code.
-
-        Idempotent: a second call waits for the first and returns the same code.
-        """
+        Idempotent: a second call waits for the first and returns the same code."""
         if self.state is RunState.NEW:
             return int(self.exit_code or ExitCode.OK)
         if self.state is RunState.STARTING:
@@ -279,12 +280,11 @@ class Application:
         assert self.lifecycle is not None
         if self._requested is None:
             self._requested = ShutdownRequest(ExitCode.OK, "stop requested")
-        # shielded from outside cancellation (a cancelled `running()` body still stops in order);
-        # only force() cuts it short
+        # shielded (a cancelled `running()` body still stops in order); only force() cuts it short
         with anyio.CancelScope(shield=True):
             try:
-                delay = self.settings.lifecycle.shutdown_delay
-                await self.lifecycle.stop(self._requested.reason, delay=delay)
+                lc = self.settings.lifecycle
+                await self.lifecycle.stop(self._requested.reason, delay=lc.shutdown_delay)
             except FrameworkError:
                 pass  # each failure was logged as it happened and is in the timeline
         await self._finish(self._result_code())
@@ -382,8 +382,10 @@ class Application:
         code = ExitCode.FAILURE if count == 1 else ExitCode.FORCED
         why = messages.SHUTDOWN_OUTLIVED if count == 1 else messages.forced_by(sig.name, count)
         self._arm(timing.exit_deadline(count, self.settings.lifecycle.shutdown_timeout), code, why)
-        if count == 1 and self.lifecycle is not None:  # starts that do not wait run one after
-            self.lifecycle.abort_reason = sig.name  # another, giving the loop no turn meanwhile
+        if count == 1:  # noted now: constructors and starts that do not wait give the loop no turn
+            self._signalled, lifecycle = sig, self.lifecycle
+            if lifecycle is not None:
+                lifecycle.abort_reason = sig.name
 
     def _on_signal(self, sig: signal.Signals, count: int) -> None:
         """On the loop: shut down, force; SIGUSR1 reopens the log file, SIGUSR2 logs a status."""
@@ -393,7 +395,7 @@ class Application:
         elif sig is signal.SIGUSR2:
             for name, rec in self.lifecycle.records.items() if self.lifecycle is not None else ():
                 log.info(messages.status_line(name, rec.service))
-        elif count == 1:
+        elif count == 1 and (self._requested is None or self._requested.reason != sig.name):
             log.info(messages.signal_received(sig.name))
             self._request(ExitCode.OK, sig.name)
             if self.state is RunState.STARTING:
