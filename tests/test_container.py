@@ -9,6 +9,7 @@ import pytest
 from dependency_injector import containers, providers
 
 from framework import Service
+from framework._provider_copy import BY_STATE
 from framework.container import instantiate
 
 
@@ -48,6 +49,11 @@ class Shop(Base):
     selected = providers.Selector(config.kind, a=db, b=plain)
     listed = providers.List(db, plain)
     delegated = providers.Delegate(db)
+    # arguments that are all providers: copied field by field (see framework._provider_copy)
+    by_state = providers.Factory(
+        Api, db.provider, providers.DelegatedFactory(Repo, db), key=repo, other=db
+    )
+    by_state.add_attributes(tag=db, label=providers.Object("l"))
 
 
 Shop.overridden.override(providers.Singleton(Db, "override"))
@@ -108,6 +114,50 @@ def test_singletons_are_per_instance_and_overrides_carry_over() -> None:
     one.db.override(providers.Object(Db("manual")))
     assert one.db().url == "manual" and two.db().url == "pg://" and Shop.db.overridden == ()
     assert one.inherited() is not two.inherited()
+
+
+def _fields(container: Any) -> list[Any]:
+    """Every field of every copied Cython object (its pickle state), objects numbered by first
+    visit; the providers dependency-injector copies itself (not singletons nor factories) by type."""
+    number: dict[int, int] = {}
+    out: list[Any] = []
+
+    def value(v: Any) -> Any:
+        if isinstance(v, tuple):
+            return tuple(value(x) for x in v)
+        if type(v).__module__ == "dependency_injector.providers":
+            return visit(v)
+        return v
+
+    def visit(obj: Any) -> Any:
+        if id(obj) in number:
+            return number[id(obj)]
+        number[id(obj)] = len(number)
+        if isinstance(obj, providers.Provider) and not isinstance(
+            obj, providers.Factory | providers.BaseSingleton | providers.Callable
+        ):
+            out.append((number[id(obj)], type(obj).__name__))
+        else:
+            out.append((number[id(obj)], type(obj).__name__, value(obj.__reduce_cython__()[2])))
+        return number[id(obj)]
+
+    for name, provider in container.providers.items():
+        out.append((name, visit(provider)))
+    return out
+
+
+def test_every_field_is_what_dependency_injector_copies() -> None:
+    assert _fields(instantiate(Shop)) == _fields(Shop())
+
+
+def test_the_installed_dependency_injector_is_copied_field_by_field() -> None:
+    # False means its providers' field layouts changed: compare them with _provider_copy._LAYOUTS
+    assert BY_STATE
+    fast = instantiate(Shop)
+    made = fast.by_state()
+    assert made.deps[0] is fast.db and isinstance(made.deps[1](), Repo)
+    assert isinstance(made.named["key"], Repo) and made.named["other"] is fast.db()
+    assert made.tag is fast.db() and made.label == "l"
 
 
 class NotCopyable(containers.DeclarativeContainer):
