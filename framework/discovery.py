@@ -80,8 +80,14 @@ def wired_edges(services: Mapping[str, Any], container: Any) -> dict[str, frozen
 def _reachable(start: Iterable[Any], by_id: Mapping[int, str]) -> set[str]:
     """The services reachable from ``start``, stopping at each service found (a direct edge)."""
     found: set[str] = set()
+    stack = []
+    for p in start:  # most often services themselves: no walk
+        dep = by_id.get(id(p))
+        if dep is None:
+            stack.append(p)
+        else:
+            found.add(dep)  # a service: a direct edge (itself too: a cycle of one)
     seen: set[int] = set()
-    stack = list(start)
     while stack:
         p = stack.pop()
         key = id(p)
@@ -90,7 +96,7 @@ def _reachable(start: Iterable[Any], by_id: Mapping[int, str]) -> set[str]:
         seen.add(key)
         dep = by_id.get(key)
         if dep is not None:
-            found.add(dep)  # a service: a direct edge (itself too: a cycle of one)
+            found.add(dep)
         else:
             stack.extend(related(p))
     return found

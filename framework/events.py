@@ -226,7 +226,7 @@ class EventBus:
 
     def __init__(self, *handlers: EventHandler) -> None:
         self._handlers: list[EventHandler] = list(handlers)
-        self._wanted: dict[type, bool | tuple[Callable[[type], bool], ...]] = {}
+        self._wanted: dict[type, bool | Callable[[type], bool]] = {}
 
     def subscribe(self, handler: EventHandler) -> None:
         """Receive every event from now on (a sync callable; keep it quick)."""
@@ -238,12 +238,12 @@ class EventBus:
         found = self._wanted.get(kind)
         if found is None:
             found = self._wanted[kind] = self._takers(kind)
-        if isinstance(found, bool):
+        if found is True or found is False:
             return found
-        return any(test(kind) for test in found)
+        return found(kind)  # asked at each event: a log level that takes it may come and go
 
-    def _takers(self, kind: type) -> bool | tuple[Callable[[type], bool], ...]:
-        """True when a handler always takes ``kind``; else the tests to ask at each event."""
+    def _takers(self, kind: type) -> bool | Callable[[type], bool]:
+        """True when a handler always takes ``kind``; else the test to ask at each event."""
         tests = []
         for handler in self._handlers:
             taken: Takes | None = getattr(handler, "takes", None)
@@ -251,7 +251,9 @@ class EventBus:
                 return True
             if not isinstance(taken, tuple):
                 tests.append(taken)
-        return tuple(tests) if tests else False
+        if len(tests) > 1:
+            return lambda kind: any(test(kind) for test in tests)
+        return tests[0] if tests else False
 
     def emit(self, event: Event) -> None:
         for handler in self._handlers:

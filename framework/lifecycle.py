@@ -14,10 +14,9 @@ shutdown_timeout)``; the delay counts against it. A stop that fails or times out
 the shutdown goes on; a stop that ignores cancellation is left running once its bound has passed,
 and its dependencies are stopped anyway. `force` cuts the delay and the stops short.
 
-The engine owns the ``run()`` bodies too: each is cancelled (and waited for) before its service's
-``stop()``, and any left at the end of a stop or rollback is cancelled. A body that raises is a
-crash, unless its restart policy (`framework.restart`) allows a restart: stop, backoff, start, and
-``run()`` again, all inside the body's task (so the shutdown cancels a restart like a body).
+The engine owns the ``run()`` bodies too (`framework.run_bodies`: a crash, or a restart as its
+policy allows): each is cancelled (and waited for) before its service's ``stop()``, and any left
+at the end of a stop or rollback is cancelled.
 """
 
 from __future__ import annotations
@@ -39,29 +38,21 @@ from framework.events import (
     Outcome,
     Phase,
     RollingBack,
-    ServiceCrashed,
-    ServiceRestarted,
-    ServiceRestarting,
     ServiceStarted,
     ServiceStartFailed,
     ServiceStarting,
-    ServiceStopFailed,
-    ServiceStopped,
-    ServiceStopping,
     ShutdownFinished,
     ShutdownStarted,
     StartupFinished,
 )
 from framework.graph import DependencyGraph
-from framework.messages import error_text
-from framework.records import ServiceRecord, deadline
-from framework.restart import NEVER, Restart, RestartPolicy
+from framework.records import ServiceRecord, backend_clock, deadline
+from framework.restart import NEVER, RestartPolicy
+from framework.run_bodies import CrashHandler, RunBodies
 from framework.service import Service, ServiceState, set_service_state
 from framework.shutdown import ReverseStop
 
 __all__ = ("Lifecycle", "LifecycleState", "ServiceRecord")
-
-CrashHandler = Callable[[str, BaseException], None]
 
 
 class Spawner(Protocol):
@@ -129,7 +120,7 @@ class Lifecycle:
         self.bus = bus if bus is not None else EventBus()
         if on_event is not None:
             self.bus.subscribe(on_event)
-        self._on_crash = on_crash
+        self._bodies = RunBodies(self.emit, lambda: self.state in _RESTARTABLE, on_crash)
         self._start_scope: anyio.CancelScope | None = None
         self._stop_scope: anyio.CancelScope | None = None
         self._stop_done: anyio.Event | None = None
@@ -137,6 +128,7 @@ class Lifecycle:
         """Why the startup was aborted from outside (a signal: also set from its thread)."""
         self.forced = False
         """Whether `force` was called: the shutdown was cut short."""
+        self.clock: Callable[[], float] = anyio.current_time  # the backend's, once it runs
 
     # -- events ---------------------------------------------------------------------------------
 
@@ -166,13 +158,14 @@ class Lifecycle:
         if run_group is None and any(callable(getattr(r.service, "run", None)) for r in self):
             raise FrameworkError("services define run(): pass a task group to start()")
         self.state = LifecycleState.STARTING
-        began = anyio.current_time()
+        self.clock = clock = backend_clock()
+        began = clock()
         scope = anyio.CancelScope(deadline=deadline(began, self.startup_timeout.seconds))
         failed = await self._start_all(scope, run_group)
         ok = not (failed or scope.cancel_called)
         if scope.cancelled_caught and not failed and self.abort_reason is None:
             self._startup_timed_out()
-        self.emit(StartupFinished(anyio.current_time() - began, ok))
+        self.emit(StartupFinished(clock() - began, ok))
         if ok:
             self.state = LifecycleState.STARTED
             return
@@ -241,7 +234,7 @@ class Lifecycle:
         name, service, bound = rec.name, rec.service, rec.start_bound
         self.bus.emit_new(ServiceStarting, name)
         set_service_state(service, ServiceState.STARTING)
-        rec.start_began = began = anyio.current_time()
+        rec.start_began = began = self.clock()
         error: BaseException | None = None
         outcome = Outcome.OK
         try:
@@ -259,14 +252,14 @@ class Lifecycle:
         run = getattr(service, "run", None)
         if callable(run) and run_group is not None:
             rec.run_done = anyio.Event()
-            run_group.start_soon(self._run_body, rec, run, name=f"{name}.run")
+            run_group.start_soon(self._bodies.run, rec, run, name=f"{name}.run")
         return True
 
     def _record_start(
         self, rec: ServiceRecord, outcome: Outcome, error: BaseException | None
     ) -> None:
         assert rec.start_began is not None
-        rec.start_duration = duration = anyio.current_time() - rec.start_began
+        rec.start_duration = duration = self.clock() - rec.start_began
         rec.start_outcome = outcome
         if outcome is Outcome.OK:
             set_service_state(rec.service, ServiceState.STARTED)
@@ -279,76 +272,13 @@ class Lifecycle:
             self.start_errors.append(err)
         self.emit(ServiceStartFailed(rec.name, duration, outcome, rec.start_bound, error))
 
-    async def _run_body(self, rec: ServiceRecord, run: Callable[[], object]) -> None:
-        assert rec.run_done is not None
-        try:
-            with anyio.CancelScope() as rec.run_scope:
-                await self._supervise(rec, run)
-        finally:
-            rec.run_done.set()
-
-    async def _supervise(self, rec: ServiceRecord, run: Callable[[], object]) -> None:
-        """``run()``, restarted while its restart policy allows; a crash past that is reported."""
-        error = await _run_once(run)
-        while error is not None:
-            now = anyio.current_time()
-            backoff = rec.restart.backoff([r.at for r in rec.restarts], now)
-            if backoff is None or self.state not in _RESTARTABLE:
-                self._crashed(rec, error)
-                return
-            rec.restarts.append(Restart(now, error_text(error), backoff))
-            self.emit(ServiceRestarting(rec.name, len(rec.restarts), backoff, error))
-            error = await self._restart(rec, backoff)
-            if error is None:
-                error = await _run_once(run)
-
-    def _crashed(self, rec: ServiceRecord, error: Exception) -> None:
-        rec.errors.append(ServiceError(rec.name, Phase.RUN, Outcome.FAILED, cause=error))
-        self.emit(ServiceCrashed(rec.name, error))
-        if self._on_crash is not None:
-            self._on_crash(rec.name, error)
-
-    async def _restart(self, rec: ServiceRecord, backoff: float) -> Exception | None:
-        """Stop the service, wait ``backoff`` seconds, start it: None, or why it did not start.
-
-        A stop that fails or overruns its bound ends the restarts (that error is returned and the
-        restart budget is not asked again). Cancelled (the shutdown): the shutdown's stop follows.
-        """
-        name, service = rec.name, rec.service
-        self.emit(ServiceStopping(name))
-        set_service_state(service, ServiceState.STOPPING)
-        outcome, error, took = await _bounded(service.stop, rec.stop_bound, shield=True)
-        if outcome is not Outcome.OK:
-            set_service_state(service, ServiceState.FAILED)
-            self.emit(ServiceStopFailed(name, took, outcome, rec.stop_bound, error))
-            failed = ServiceError(name, Phase.STOP, outcome, bound=rec.stop_bound, cause=error)
-            rec.errors.append(failed)
-            rec.restart = NEVER  # a service that cannot stop cleanly is not started again
-            return failed
-        set_service_state(service, ServiceState.STOPPED)
-        self.emit(ServiceStopped(name, took))
-        rec.stopped_for_restart = True
-        await anyio.sleep(backoff)
-        rec.stopped_for_restart = False
-        self.emit(ServiceStarting(name))
-        set_service_state(service, ServiceState.STARTING)
-        outcome, error, took = await _bounded(service.start, rec.start_bound)
-        if outcome is not Outcome.OK:
-            set_service_state(service, ServiceState.FAILED)
-            self.emit(ServiceStartFailed(name, took, outcome, rec.start_bound, error))
-            return error or ServiceError(name, Phase.START, outcome, bound=rec.start_bound)
-        set_service_state(service, ServiceState.STARTED)
-        self.emit(ServiceStarted(name, took))
-        self.emit(ServiceRestarted(name, len(rec.restarts), took))
-        return None
-
     async def _roll_back(self, reason: str) -> None:
         begun = tuple(rec.name for rec in self if rec.began)
         first = self.start_errors[0] if self.start_errors else None
         raised = first is not None and first.outcome is Outcome.FAILED and reason == str(first)
         self.emit(RollingBack(reason, begun, first.service if raised and first else None))
         self._begin_stopping()
-        await self._stop_all(deadline(anyio.current_time(), self.shutdown_timeout.seconds))
+        await self._stop_all(deadline(self.clock(), self.shutdown_timeout.seconds))
 
     # -- stop -----------------------------------------------------------------------------------
 
@@ -374,7 +304,7 @@ class Lifecycle:
         if self.state is not LifecycleState.STARTED:  # idle (never started) or stopped already
             self.state = LifecycleState.STOPPED
             return
-        began = anyio.current_time()
+        began = self.clock()
         self._begin_stopping()
         delay = 0.0 if self.forced else delay
         self.emit(ShutdownStarted(reason, delay))  # the first moment: readiness is 503 now
@@ -395,7 +325,7 @@ class Lifecycle:
         self._stop_done = anyio.Event()
 
     async def _stop_all(self, budget_end: float) -> None:
-        began = anyio.current_time()
+        began = self.clock()
         stop = ReverseStop(
             self.graph,
             self.records,
@@ -403,12 +333,13 @@ class Lifecycle:
             self.stop_errors,
             budget=self.shutdown_timeout,
             budget_end=budget_end,
+            clock=self.clock,
         )
         try:
             await stop.run()
         finally:
             self._end_stopping()
-            self.emit(ShutdownFinished(anyio.current_time() - began, not self.stop_errors))
+            self.emit(ShutdownFinished(self.clock() - began, not self.stop_errors))
 
     def _end_stopping(self) -> None:
         for rec in self:  # run() bodies whose stop never came (forced)
@@ -423,28 +354,3 @@ class Lifecycle:
 
 
 _RESTARTABLE = (LifecycleState.STARTING, LifecycleState.STARTED)
-
-
-async def _run_once(run: Callable[[], object]) -> Exception | None:
-    """Await ``run()``; what it raised, or None when it returned."""
-    try:
-        await run()  # type: ignore[misc]
-    except Exception as exc:
-        return exc
-    return None
-
-
-async def _bounded(
-    call: Callable[[], Coroutine[Any, Any, None]], bound: Bound, *, shield: bool = False
-) -> tuple[Outcome, Exception | None, float]:
-    """Await ``call()`` within ``bound``: its outcome, what it raised, how long it took."""
-    began = anyio.current_time()
-    outcome, error = Outcome.OK, None
-    try:
-        with anyio.CancelScope(deadline=deadline(began, bound.seconds), shield=shield) as scope:
-            await call()
-        if scope.cancelled_caught:
-            outcome = Outcome.TIMED_OUT
-    except Exception as exc:
-        outcome, error = Outcome.FAILED, exc
-    return outcome, error, anyio.current_time() - began

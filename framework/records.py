@@ -2,17 +2,20 @@
 
 from __future__ import annotations
 
+import asyncio
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import anyio
+import sniffio
 
 from framework.errors import ServiceError
 from framework.events import Bound, Outcome, Phase
 from framework.restart import NEVER, Restart, RestartPolicy
 from framework.service import Service
 
-__all__ = ("ServiceRecord", "deadline")
+__all__ = ("ServiceRecord", "backend_clock", "deadline")
 
 
 @dataclass(eq=False)
@@ -50,3 +53,11 @@ class ServiceRecord:
 def deadline(now: float, seconds: float | None) -> float:
     """``now + seconds``, or never (``inf``) for no bound."""
     return math.inf if seconds is None else now + seconds
+
+
+def backend_clock() -> Callable[[], float]:
+    """`anyio.current_time` of the running backend, looked up once: anyio asks which backend runs
+    at each call (four calls per service started and stopped); on asyncio, the loop's ``time``."""
+    if sniffio.current_async_library() == "asyncio":
+        return asyncio.get_running_loop().time
+    return anyio.current_time

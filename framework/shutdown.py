@@ -11,7 +11,7 @@ cancellation. Used by `framework.lifecycle.Lifecycle` for both the shutdown and 
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 
 import anyio
@@ -58,8 +58,10 @@ class ReverseStop:
         *,
         budget: Bound,
         budget_end: float,
+        clock: Callable[[], float] = anyio.current_time,
     ) -> None:
         self.graph, self.records, self.bus, self.errors = graph, records, bus, errors
+        self.clock = clock
         self.budget, self.budget_end = budget, budget_end
         begun = {name for name, rec in records.items() if rec.began}
         self.waiting = {
@@ -124,7 +126,7 @@ class ReverseStop:
         rec = self.records[name]
         self.bus.emit_new(ServiceStopping, name)
         set_service_state(rec.service, ServiceState.STOPPING)
-        began = anyio.current_time()
+        began = self.clock()
         bound, end = self.bound_of(rec, began)
         plain = rec.run_done is None  # no run() body: stop() alone, bounded by the task's timer
         scope = timer.scope if plain else anyio.CancelScope(deadline=end)
@@ -175,7 +177,7 @@ class ReverseStop:
             self.watch_until += STOP_GRACE
             with anyio.CancelScope(deadline=self.watch_until):
                 await self.wake.wait()
-            now = anyio.current_time()
+            now = self.clock()
             for name, f in list(self.inflight.items()):
                 if f.deadline + STOP_GRACE <= now and name not in self.released:
                     self.record(self.records[name], f.began, f.bound, Outcome.TIMED_OUT)
@@ -185,7 +187,7 @@ class ReverseStop:
         """Forced: a service whose stop never began is recorded as cancelled."""
         for rec in self.records.values():
             if rec.began and rec.stop_outcome is None:
-                self.record(rec, anyio.current_time(), rec.stop_bound, Outcome.CANCELLED)
+                self.record(rec, self.clock(), rec.stop_bound, Outcome.CANCELLED)
 
     def record(
         self,
@@ -198,7 +200,7 @@ class ReverseStop:
         if rec.stop_outcome is not None:
             return  # already reported (a stop that overran its bound, finishing late)
         name = rec.name
-        rec.stop_duration = duration = anyio.current_time() - began
+        rec.stop_duration = duration = self.clock() - began
         rec.stop_outcome = outcome
         if outcome is Outcome.OK:
             set_service_state(rec.service, ServiceState.STOPPED)
