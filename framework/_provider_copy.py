@@ -146,8 +146,8 @@ class ProviderCopy:
         kind: Any = type(provider)
         copied = kind.__new__(kind)
         self.memo[id(provider)] = copied  # first: a cycle through the arguments finds it
-        positional = tuple([self._injection(_Positional, (), a) for a in args])
-        named = tuple([self._injection(_Named, (k,), v) for k, v in kwargs.items()])
+        positional = tuple([self._injection(_Positional, a) for a in args])
+        named = tuple([self._injection(_Named, v, k) for k, v in kwargs.items()])
         call: Any = _Callable.__new__(_Callable)
         call.__setstate_cython__(
             (positional, len(positional), 0, named, len(named), None, (), (), provides)
@@ -157,16 +157,17 @@ class ProviderCopy:
         else:
             factory = _Factory.__new__(_Factory)
             copied.__setstate_cython__((0, factory, None, (), (), None))
-        attrs = tuple([self._injection(_Named, (k,), v) for k, v in attributes.items()])
+        attrs = tuple([self._injection(_Named, v, k) for k, v in attributes.items()])
         factory.__setstate_cython__((0, attrs, len(attrs), call, None, (), ()))
         return copied
 
-    def _injection(self, kind: Any, name: tuple[str, ...], value: Any) -> Any:
-        """An injection of the copy of provider ``value``, its flags as ``set()`` computes them."""
+    def _injection(self, kind: Any, value: Any, *name: str) -> Any:
+        """An injection (named if ``name``) of the copy of provider ``value``, its flags (call,
+        is_delegated, is_provider) as ``set()`` computes them."""
         copied = self.memo.get(id(value))
         if copied is None:
             copied = self.provider(value)
-        delegated = int(providers.is_delegated(copied))
         injection = kind.__new__(kind)
-        injection.__setstate_cython__((int(not delegated), delegated, 1, *name, copied))
+        flags = (0, 1, 1) if providers.is_delegated(copied) else (1, 0, 1)
+        injection.__setstate_cython__((*flags, *name, copied))
         return injection

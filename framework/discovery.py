@@ -36,11 +36,17 @@ def service_providers(container: containers.Container | type[Any]) -> ServicePro
     """The container's service providers by name, in declaration order."""
     found = ServiceProviders()
     found.container = container
+    is_service: dict[type, bool] = {}  # many providers of one class: ask its subclass test once
     for name, provider in container.providers.items():
         if not isinstance(provider, providers.BaseSingleton):
             continue
         provides = provider.provides
-        if isinstance(provides, type) and issubclass(provides, Service):
+        if not isinstance(provides, type):
+            continue
+        service = is_service.get(provides)
+        if service is None:
+            service = is_service[provides] = issubclass(provides, Service)
+        if service:
             found[name] = provider
     return found
 

@@ -50,7 +50,8 @@ class DependencyGraph:
             name = ready.pop()
             order.append(name)
             below = layer[name] + 1
-            for dependent in sorted(dependents[name], reverse=True):
+            after = dependents[name]
+            for dependent in sorted(after, reverse=True) if len(after) > 1 else after:
                 if layer.get(dependent, -1) < below:
                     layer[dependent] = below
                 missing[dependent] -= 1

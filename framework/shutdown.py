@@ -64,9 +64,11 @@ class ReverseStop:
         self.clock = clock
         self.budget, self.budget_end = budget, budget_end
         begun = {name for name, rec in records.items() if rec.began}
-        self.waiting = {
-            name: sum(1 for d in graph.dependents[name] if d in begun) for name in begun
-        }
+        dependents = graph.dependents
+        if len(begun) == len(records):  # all began (not a rollback): every dependent counts
+            self.waiting = {name: len(dependents[name]) for name in begun}
+        else:
+            self.waiting = {name: len(dependents[name] & begun) for name in begun}
         self.remaining = len(begun)
         self.released: set[str] = set()
         self.inflight: dict[str, _InFlight] = {}
