@@ -146,8 +146,8 @@ class ProviderCopy:
         kind: Any = type(provider)
         copied = kind.__new__(kind)
         self.memo[id(provider)] = copied  # first: a cycle through the arguments finds it
-        positional = tuple([self._injection(_Positional, a) for a in args])
-        named = tuple([self._injection(_Named, v, k) for k, v in kwargs.items()])
+        positional = tuple([self._injection(_Positional, a) for a in args]) if args else ()
+        named = tuple([self._injection(_Named, v, k) for k, v in kwargs.items()]) if kwargs else ()
         call: Any = _Callable.__new__(_Callable)
         call.__setstate_cython__(
             (positional, len(positional), 0, named, len(named), None, (), (), provides)
@@ -157,7 +157,11 @@ class ProviderCopy:
         else:
             factory = _Factory.__new__(_Factory)
             copied.__setstate_cython__((0, factory, None, (), (), None))
-        attrs = tuple([self._injection(_Named, v, k) for k, v in attributes.items()])
+        attrs = (
+            tuple([self._injection(_Named, v, k) for k, v in attributes.items()])
+            if attributes
+            else ()
+        )
         factory.__setstate_cython__((0, attrs, len(attrs), call, None, (), ()))
         return copied
 
