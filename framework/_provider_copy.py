@@ -9,7 +9,7 @@ already checked. `ProviderCopy.provider` makes the same copy with less:
   copied through the same memo (every other object goes through dependency-injector's own copy);
 - when it is exactly a ``Singleton`` or ``Factory`` whose arguments are all providers, its copy is
   made the way unpickling makes one: each object's fields set at once from the original's values
-  (``__setstate_cython__``), about a quarter of the cost. That is done only for the field layouts
+  (``__setstate_cython__``), in about half the time. That is done only for the field layouts
   this module was written against: Cython puts a checksum of each class's fields in its pickle
   data, and a dependency-injector whose layouts differ gets the setters instead (`BY_STATE`).
 
