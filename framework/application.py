@@ -110,10 +110,11 @@ class Application:
             raise FrameworkError(
                 f"{cls.__name__}.container_class is not set: name your DeclarativeContainer class"
             )
-        self.loaded = _load(cls, config_dir, env, overrides, settings)
+        declared = service_providers(self.container_class)
+        self.loaded = _load(cls, list(declared), config_dir, env, overrides, settings)
         self.settings = self.loaded.settings
         self.container = build_container(self.container_class, self.settings)
-        self._providers = service_providers(self.container)
+        self._providers = declared.of(self.container)
         self.graph: DependencyGraph = discover_graph(self._providers)
         self.readiness = Readiness()
         self.report_path = Path(report) if report is not None else None
@@ -432,13 +433,13 @@ class Application:
 
 def _load(
     cls: type[Application],
+    names: list[str],
     config_dir: str | os.PathLike[str] | None,
     env: str | None,
     overrides: Mapping[str, Any] | None,
     settings: Settings | None,
 ) -> LoadedSettings[Settings]:
-    """The app's settings: given (checked against its services), or loaded from every source."""
-    names = list(service_providers(cls.container_class))
+    """The app's settings: given (checked against ``names``, its services), or loaded."""
     if settings is not None:
         problems = unknown_services(settings.services, names, {})
         if problems:

@@ -31,6 +31,13 @@ class ServiceProviders(dict[str, Any]):
 
     container: Any = None
 
+    def of(self, container: Any) -> ServiceProviders:
+        """The same services in ``container``, an instance of the container class they were
+        found in (its providers are copies of the class's: the same names and kinds)."""
+        found = ServiceProviders((name, container.providers[name]) for name in self)
+        found.container = container
+        return found
+
 
 def service_providers(container: containers.Container | type[Any]) -> ServiceProviders:
     """The container's service providers by name, in declaration order."""

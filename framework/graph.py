@@ -32,12 +32,13 @@ class DependencyGraph:
 
     def __post_init__(self) -> None:
         deps = self.deps
-        dependents: dict[str, set[str]] = {name: set() for name in deps}
+        dependents: dict[str, list[str]] = {name: [] for name in deps}
         for name, ds in deps.items():
             for d in ds:
-                if d not in dependents:
+                after = dependents.get(d)
+                if after is None:
                     raise GraphError(f"service {name!r} depends on unknown service {d!r}")
-                dependents[d].add(name)
+                after.append(name)
 
         missing = {name: len(ds) for name, ds in deps.items()}
         layer: dict[str, int] = {}
@@ -51,11 +52,14 @@ class DependencyGraph:
             order.append(name)
             below = layer[name] + 1
             after = dependents[name]
-            for dependent in sorted(after, reverse=True) if len(after) > 1 else after:
+            if len(after) > 1:
+                after.sort(reverse=True)
+            for dependent in after:
                 if layer.get(dependent, -1) < below:
                     layer[dependent] = below
-                missing[dependent] -= 1
-                if missing[dependent] == 0:
+                left = missing[dependent] - 1
+                missing[dependent] = left
+                if not left:
                     ready.append(dependent)
         if len(order) != len(deps):
             raise DependencyCycleError(_find_cycle(deps, {n for n, m in missing.items() if m}))

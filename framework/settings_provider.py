@@ -61,9 +61,7 @@ def settings_provider_problems(
                 f"provider named 'settings': rename {other!r} to 'settings'"
             )
     if own is None:
-        problems += _unfilled_configurations(
-            name, all_providers, service_providers(container_class)
-        )
+        problems += _unfilled_configurations(name, container_class, all_providers)
     return problems
 
 
@@ -89,13 +87,19 @@ def _is_settings(kind: Any) -> bool:
 
 
 def _unfilled_configurations(
-    name: str, all_providers: dict[str, Any], services: dict[str, Any]
+    name: str, container_class: Any, all_providers: dict[str, Any]
 ) -> list[str]:
     """``Configuration`` providers that services read, in a container without ``settings``."""
+    unfilled = {
+        other: provider
+        for other, provider in all_providers.items()
+        if isinstance(provider, providers.Configuration) and not _filled(provider)
+    }
+    if not unfilled:
+        return []
+    services = service_providers(container_class)
     problems = []
-    for other, provider in all_providers.items():
-        if not isinstance(provider, providers.Configuration) or _filled(provider):
-            continue
+    for other, provider in unfilled.items():
         used_by = sorted(s for s, p in services.items() if _reads(p, provider))
         if used_by:
             problems.append(
