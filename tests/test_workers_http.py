@@ -32,7 +32,8 @@ def wait_logged(path: Path, text: str, proc: subprocess.Popen[bytes], timeout: f
 def test_rolling_restart_under_keep_alive_clients_loses_nothing(tmp_path: Path) -> None:
     """2 workers of the real HttpService on one port; 10 keep-alive clients loop while SIGHUP
     replaces every worker (each new one ready before the old one drains), then SIGTERM: every
-    request written is answered, and the supervisor exits 0."""
+    request written is answered (but a connect the kernel resets as the listening socket closes),
+    and the supervisor exits 0."""
     (tmp_path / "clients_app.py").write_text(CLIENTS_APP)
     port = free_port()
     sets = with_sets(f"http.port={port}", "lifecycle.shutdown_timeout=10")
@@ -59,6 +60,7 @@ def test_rolling_restart_under_keep_alive_clients_loses_nothing(tmp_path: Path) 
         proc.send_signal(signal.SIGHUP)
         wait_logged(err_path, "rolling restart complete", proc, TIMEOUT)
         time.sleep(0.5)  # the new workers serve the clients that moved
+        sigterm_at = time.time()
         proc.send_signal(signal.SIGTERM)
         code = proc.wait(TIMEOUT)
         for thread in threads:
@@ -74,5 +76,13 @@ def test_rolling_restart_under_keep_alive_clients_loses_nothing(tmp_path: Path) 
     assert code == 0, log[-4000:]
     assert "2 worker(s) replaced" in log
     assert total.answered > 100, total
-    assert total.lost == 0, (total, log[-3000:])
+    # nothing lost while the workers were replaced; at the SIGTERM, as in the single-process test
+    # (test_http_clients), a connect that completes in the instant the last copy of the listening
+    # socket closes is reset by the kernel (its handshake was not finished): at most that one, on
+    # a new connection, never a request written on a kept-alive one
+    assert all(at >= sigterm_at for at in total.lost_at), (total, log[-3000:])
+    assert total.lost <= 1 and set(total.errors) <= {"ConnectionResetError on a new connection"}, (
+        total,
+        log[-3000:],
+    )
     assert set(total.statuses) == {200}, total
