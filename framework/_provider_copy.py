@@ -115,14 +115,14 @@ class ProviderCopy:
         copied.set_provides(self.generic(provides) if providers.is_provider(provides) else provides)
         if not args:
             pass  # a new provider has none
-        elif all(isinstance(a, providers.Provider) for a in args):
+        elif _all_providers(args):
             copied.set_args(*[self.provider(a) for a in args])
         else:
             self.generic_copies += 1
             copied.set_args(*providers.deepcopy_args(provider, args, memo))
         if not kwargs:
             pass
-        elif all(isinstance(v, providers.Provider) for v in kwargs.values()):
+        elif _all_providers(kwargs.values()):
             copied.set_kwargs(**{k: self.provider(v) for k, v in kwargs.items()})
         else:
             self.generic_copies += 1

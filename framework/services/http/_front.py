@@ -122,22 +122,20 @@ class Front:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         kind = scope["type"]
+        if kind != "http" and kind != "websocket":  # lifespan
+            await self.app(scope, receive, send)
+            return
+        notice = self.notice
+        extensions = scope.get("extensions")
+        if extensions is None:
+            scope["extensions"] = {NOTICE: notice}
+        else:
+            extensions[NOTICE] = notice
         if kind == "http":
-            notice = self.notice
-            extensions = scope.get("extensions")
-            if extensions is None:
-                scope["extensions"] = {NOTICE: notice}
-            else:
-                extensions[NOTICE] = notice
             probe = self.probes.get(scope["path"])
             if probe is not None:
                 await probe(send, notice.is_set())
                 return
-        elif kind == "websocket":
-            scope.setdefault("extensions", {})[NOTICE] = self.notice
-        else:  # lifespan
-            await self.app(scope, receive, send)
-            return
         if self.watch:
             await self._watched(scope, receive, send)
             return
