@@ -22,7 +22,7 @@ from pathlib import Path
 from loguru import logger
 
 from bench._common import Figure, Result, framework_cmd, median, spawn, workdir
-from framework.services.logging import LoggingSettings, setup_logging
+from framework.services._logging import LoggingSettings, setup_logging
 
 LINES = 200_000
 _BURST = re.compile(rb"burst line (\d+)")

@@ -27,9 +27,9 @@ from dependency_injector import containers, providers
 
 from bench._common import PYTHON, TIMES, Figure, Result, child_env, median
 from framework import Application
-from framework.discovery import discover_graph, service_providers
-from framework.lifecycle import Lifecycle
-from framework.service import Service
+from framework._runtime.discovery import discover_graph, service_providers
+from framework._engine.lifecycle import Lifecycle
+from framework._engine.service import Service
 
 DEPS = 3
 PARTS = ("build", "instantiate", "start", "stop")

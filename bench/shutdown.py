@@ -343,6 +343,6 @@ MISS_TIME = (
     "Most of the time is uvicorn's: its main loop notices `should_exit` on a 0.1 s tick, and its "
     "shutdown pauses 0.1 s after closing the listener and polls open connections every 0.1 s. "
     "Then the interpreter's exit: with the modules the framework imports, the garbage collection "
-    "at interpreter shutdown takes about 110 ms on this machine (`import framework.cli` and exit, "
+    "at interpreter shutdown takes about 110 ms on this machine (`import framework._cli.commands` and exit, "
     "against `os._exit`); `gc.freeze()` right before `sys.exit` in the CLI removes it."
 )

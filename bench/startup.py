@@ -16,9 +16,9 @@ from collections.abc import Mapping
 import anyio
 
 from bench._common import TIMES, Figure, Result, median
-from framework.graph import DependencyGraph
-from framework.lifecycle import Lifecycle
-from framework.service import Service
+from framework._engine.graph import DependencyGraph
+from framework._engine.lifecycle import Lifecycle
+from framework._engine.service import Service
 
 SERVICES = 60
 DEPTH = 6

@@ -27,7 +27,7 @@ from typing import Any
 from pydantic import BaseModel
 from pydantic.fields import FieldInfo
 
-from framework.defaults import _dict_value_model, _model_of
+from framework._config.defaults import _dict_value_model, _model_of
 
 __all__ = ("api_reference", "cli_reference", "on_page_markdown", "settings_reference")
 
@@ -47,7 +47,7 @@ def on_page_markdown(markdown: str, page: Any, config: Any, files: Any) -> str:
 def settings_reference(settings_class: type[BaseModel] | None = None) -> str:
     """One table per section: key, type, default, environment variable, meaning."""
     if settings_class is None:
-        from framework.settings import Settings
+        from framework._config.settings import Settings
 
         settings_class = Settings
     config = getattr(settings_class, "model_config", {})
@@ -78,7 +78,7 @@ def settings_reference(settings_class: type[BaseModel] | None = None) -> str:
 def settings_keys(settings_class: type[BaseModel] | None = None) -> Iterator[tuple[str, str]]:
     """Every (dotted key, environment variable) that `settings_reference` documents."""
     if settings_class is None:
-        from framework.settings import Settings
+        from framework._config.settings import Settings
 
         settings_class = Settings
     config = getattr(settings_class, "model_config", {})
@@ -164,7 +164,7 @@ def _commands() -> Iterator[tuple[Any, Any]]:
     """Every command of ``framework`` with its click context, depth first."""
     import click
 
-    from framework.cli import cli
+    from framework._cli.commands import cli
 
     def visit(
         command: click.Command, parent: click.Context | None, name: str
@@ -245,7 +245,7 @@ API: tuple[tuple[str, str, tuple[str, ...]], ...] = (
     ("framework", "The application", ("Application", "Service", "ServiceState", "Settings")),
     ("framework", "Exit codes", ("ExitCode",)),
     (
-        "framework.errors",
+        "framework._engine.errors",
         "Errors",
         (
             "FrameworkError",
@@ -259,7 +259,7 @@ API: tuple[tuple[str, str, tuple[str, ...]], ...] = (
         ),
     ),
     (
-        "framework.events",
+        "framework._engine.events",
         "Events",
         (
             "Bound",
@@ -278,15 +278,15 @@ API: tuple[tuple[str, str, tuple[str, ...]], ...] = (
             "ShutdownFinished",
         ),
     ),
-    ("framework.readiness", "Readiness", ("AppState", "Readiness")),
-    ("framework.graph", "The dependency graph", ("DependencyGraph",)),
+    ("framework._engine.readiness", "Readiness", ("AppState", "Readiness")),
+    ("framework._engine.graph", "The dependency graph", ("DependencyGraph",)),
     (
         "framework.services",
         "Built-in services",
         ("HttpService", "HttpSettings", "DatabaseService", "DatabaseSettings", "LoggingSettings"),
     ),
     (
-        "framework.services.http",
+        "framework.services._http",
         "HTTP service errors",
         ("HttpServiceError", "ListenError", "RequestsCutOffError"),
     ),

@@ -1,7 +1,7 @@
 """framework: run a Python service that starts in order and shuts down without losing anything."""
 
-from framework.application import Application
-from framework.errors import (
+from framework._config.settings import Settings
+from framework._engine.errors import (
     ConfigError,
     DependencyCycleError,
     FrameworkError,
@@ -9,9 +9,9 @@ from framework.errors import (
     ShutdownError,
     StartupError,
 )
-from framework.exitcode import ExitCode
-from framework.service import Service, ServiceState
-from framework.settings import Settings
+from framework._engine.exitcode import ExitCode
+from framework._engine.service import Service, ServiceState
+from framework._runtime.application import Application
 
 __all__ = (
     "Application",

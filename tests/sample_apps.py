@@ -17,7 +17,7 @@ from loguru import logger
 from pydantic import BaseModel, Field, SecretStr
 
 from framework import Application, Service, Settings
-from framework.events import Event, ShutdownFinished, StartupFinished
+from framework._engine.events import Event, ShutdownFinished, StartupFinished
 from framework.services import DatabaseService, HttpService
 
 
@@ -32,6 +32,9 @@ class Behaviour(BaseModel):
     crash_after: dict[str, float] = Field(default_factory=dict)  # run() raises after N s
     api_key: SecretStr = SecretStr("")
     log_on_stop: dict[str, int] = Field(default_factory=dict)  # lines logged at the start of stop()
+    # a library of this service takes the signals in start(): "asyncio" (loop.add_signal_handler
+    # for SIGTERM) or "wakeup_fd" (signal.set_wakeup_fd to a socket of its own)
+    take_signals: dict[str, str] = Field(default_factory=dict)
 
 
 class SampleSettings(Settings):
@@ -61,7 +64,24 @@ class Probe(Service):
         await anyio.sleep(self.b.start_delay.get(self.name, 0.0))
         if self.name in self.b.start_error:
             raise RuntimeError(f"{self.name} cannot start")
+        self._take_signals(self.b.take_signals.get(self.name))
         self.log("started")
+
+    def _take_signals(self, how: str | None) -> None:
+        if how == "asyncio":
+            import asyncio
+            import signal
+
+            loop = asyncio.get_running_loop()
+            loop.add_signal_handler(signal.SIGTERM, self.log, "own SIGTERM handler ran")
+        elif how == "wakeup_fd":
+            import signal
+            import socket
+
+            self._socks = socket.socketpair()
+            for sock in self._socks:
+                sock.setblocking(False)
+            signal.set_wakeup_fd(self._socks[1].fileno())
 
     async def run(self) -> None:
         if self.name not in self.b.crash_after:

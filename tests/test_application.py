@@ -12,8 +12,8 @@ import pytest
 from dependency_injector import containers, providers
 
 from framework import Application, ConfigError, ExitCode, FrameworkError, Service, StartupError
-from framework.events import Bound, Event, ServiceStopped
-from framework.readiness import AppState
+from framework._engine.events import Bound, Event, ServiceStopped
+from framework._engine.readiness import AppState
 from tests.sample_apps import App, read_journal
 
 

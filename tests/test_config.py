@@ -15,8 +15,8 @@ from pydantic import Field, SecretStr
 from pydantic_settings import SettingsConfigDict
 
 from framework import ConfigError, Settings
-from framework.config import load_settings, parse_override, redact, secrets_of
-from framework.defaults import render_defaults
+from framework._config.defaults import render_defaults
+from framework._config.load import load_settings, parse_override, redact, secrets_of
 from tests._process import REPO, run_cli
 from tests.sample_apps import SampleSettings
 
@@ -315,7 +315,7 @@ def test_check_budget_lint(tmp_path: Path) -> None:
 
 def test_repository_default_toml_is_in_sync_with_the_models() -> None:
     """config/default.toml lists every knob with its default; regenerate with `framework config defaults`."""
-    from framework.cli import DEFAULTS_HEADER
+    from framework._cli.commands import DEFAULTS_HEADER
 
     path = REPO / "config" / "default.toml"
     assert path.read_text(encoding="utf-8") == render_defaults(Settings, DEFAULTS_HEADER)

@@ -18,8 +18,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from framework import ConfigError, Settings
-from framework.config import load_settings
-from framework.dburl import url_problem
+from framework._config.dburl import url_problem
+from framework._config.load import load_settings
 from tests._process import framework_env, run_cli
 from tests.sample_apps import SampleSettings
 
@@ -394,8 +394,8 @@ def test_good_database_urls_pass(url: str) -> None:
 def test_importing_the_url_checks_does_not_import_sqlalchemy() -> None:
     """`import framework` stays cheap: the URL checks import SQLAlchemy only for unknown dialects."""
     code = (
-        "import sys, framework.config, framework.settings;"
-        "from framework.dburl import url_problem;"
+        "import sys, framework._config.load, framework._config.settings;"
+        "from framework._config.dburl import url_problem;"
         "url_problem('postgresql+asyncpg://h/db');"
         "print('sqlalchemy' in sys.modules)"
     )

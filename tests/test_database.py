@@ -31,8 +31,8 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, async_sessionmaker
 
 from framework import Application, FrameworkError, Service, ServiceState, Settings, StartupError
-from framework.errors import ConfigError
-from framework.events import Outcome
+from framework._engine.errors import ConfigError
+from framework._engine.events import Outcome
 from framework.services import DatabaseService, DatabaseSettings
 from tests._process import free_port
 from tests.postgres import PostgresServer, find_bindir
@@ -594,7 +594,7 @@ from dependency_injector import containers, providers
 from sqlalchemy import text
 
 from framework import Application, Service, Settings
-from framework.errors import ConfigError
+from framework._engine.errors import ConfigError
 from framework.services import DatabaseService
 
 

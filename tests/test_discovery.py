@@ -8,8 +8,8 @@ import pytest
 from dependency_injector import containers, providers
 
 from framework import Service
-from framework.discovery import discover_graph, service_providers
-from framework.errors import DependencyCycleError
+from framework._engine.errors import DependencyCycleError
+from framework._runtime.discovery import discover_graph, service_providers
 
 built: list[str] = []
 
@@ -96,3 +96,31 @@ def test_override_edges_are_followed() -> None:
     container.cache.override(providers.Singleton(Cache, db=container.db))
     graph = discover_graph(service_providers(container))
     assert graph.deps["cache"] == {"db"}
+
+
+def test_related_lists_what_dependency_injector_lists() -> None:
+    """The quick path for plain factories and singletons lists what ``provider.related`` lists."""
+    import threading
+
+    from dependency_injector import containers, providers
+
+    from framework import Service
+    from framework._runtime.discovery import related
+
+    class Db(Service):
+        def __init__(self, url: str = "", *, pool: object = None) -> None:
+            self.url, self.pool = url, pool
+
+    class Shop(containers.DeclarativeContainer):
+        __self__ = providers.Self()
+        config = providers.Configuration()
+        db = providers.Singleton(Db, config.db.url, pool=providers.Object("pool"))
+        lock_guarded = providers.ThreadSafeSingleton(Db, "threadsafe")
+        repo = providers.Factory(dict, db=db, options={"retries": [1, 2]})
+        plain = providers.Singleton(Db, "plain", pool=providers.Object(threading.Lock()))
+        callable_ = providers.Callable(dict, a=db)
+        provided = providers.Singleton(dict, url=db.provided.url, repo=repo, container=__self__)
+        listed = providers.List(db, plain)
+
+    for provider in [*Shop.traverse(), *Shop().traverse()]:
+        assert list(related(provider)) == list(provider.related)

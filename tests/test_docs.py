@@ -263,7 +263,7 @@ def test_cli_reference_lists_every_command_and_option() -> None:
     """reference/cli.md is generated from click: every command and every option."""
     import click
 
-    from framework.cli import cli
+    from framework._cli.commands import cli
 
     hooks = load_hooks()
     text = hooks.cli_reference()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from framework.events import (
+from framework._engine.events import (
     Bound,
     Event,
     EventBus,
@@ -14,8 +14,8 @@ from framework.events import (
     ShutdownStarted,
     StartupFinished,
 )
-from framework.readiness import AppState, Readiness
-from framework.readiness_events import follow_lifecycle
+from framework._engine.readiness import AppState, Readiness
+from framework._engine.readiness_events import follow_lifecycle
 
 
 def test_bus_calls_handlers_in_order_and_survives_a_broken_one(
@@ -51,9 +51,9 @@ def test_readiness_follows_the_lifecycle_events() -> None:
 
 def test_failure_wording_is_the_same_in_errors_and_logs() -> None:
     """The error raised and the line logged for a stop that timed out read the same."""
-    from framework.errors import ServiceError
-    from framework.events import Phase
-    from framework.messages import failure
+    from framework._engine.errors import ServiceError
+    from framework._engine.events import Phase
+    from framework._runtime.messages import failure
 
     bound = Bound(3.0, "services.db.stop_timeout")
     error = ServiceError("db", Phase.STOP, Outcome.TIMED_OUT, bound=bound)
@@ -61,7 +61,7 @@ def test_failure_wording_is_the_same_in_errors_and_logs() -> None:
     assert str(error) == "service 'db' did not stop within 3 s (services.db.stop_timeout)"
     from loguru import logger
 
-    from framework.messages import log_event
+    from framework._runtime.messages import log_event
 
     lines: list[str] = []
     sink = logger.add(lambda m: lines.append(m.record["message"]), level="DEBUG")
@@ -75,7 +75,7 @@ def test_failure_wording_is_the_same_in_errors_and_logs() -> None:
 def test_per_service_events_are_built_only_when_a_handler_acts_on_them() -> None:
     """`takes` marks what a handler acts on (kinds, or a test asked at each event, as the log
     renderer asks its sinks' level); an unmarked handler (yours) gets every event."""
-    from framework.events import ServiceStarted, takes
+    from framework._engine.events import ServiceStarted, takes
 
     built: list[str] = []
 

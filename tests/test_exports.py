@@ -74,10 +74,10 @@ def test_app_main_parses_the_run_options(tmp_path, monkeypatch) -> None:  # type
 
 def test_module_paths_users_import_keep_working() -> None:
     """The paths users, the template and the docs import from still give the same names."""
-    from framework.application import Application
-    from framework.events import EventBus, ShutdownStarted
-    from framework.lifecycle import Lifecycle, LifecycleState, ServiceRecord
-    from framework.services.logging import LoggingSettings, LogSink, log_event, setup_logging
+    from framework._engine.events import EventBus, ShutdownStarted
+    from framework._engine.lifecycle import Lifecycle, LifecycleState, ServiceRecord
+    from framework._runtime.application import Application
+    from framework.services._logging import LoggingSettings, LogSink, log_event, setup_logging
 
     assert Application is framework.Application
     assert {Lifecycle, LifecycleState, ServiceRecord, EventBus, ShutdownStarted}
@@ -85,8 +85,8 @@ def test_module_paths_users_import_keep_working() -> None:
 
 
 def test_importing_the_runner_does_not_load_the_cli() -> None:
-    """`framework.application` no longer imports `framework.cli` (nor click) to be imported."""
-    code = "import sys, framework.application; print('framework.cli' in sys.modules, 'click' in sys.modules)"
+    """`framework._runtime.application` no longer imports `framework._cli.commands` (nor click) to be imported."""
+    code = "import sys, framework._runtime.application; print('framework._cli.commands' in sys.modules, 'click' in sys.modules)"
     out = subprocess.run(
         [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60
     )

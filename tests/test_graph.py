@@ -6,8 +6,8 @@ import random
 
 import pytest
 
-from framework.errors import DependencyCycleError, GraphError
-from framework.graph import DependencyGraph
+from framework._engine.errors import DependencyCycleError, GraphError
+from framework._engine.graph import DependencyGraph
 
 
 def graph(**deps: str) -> DependencyGraph:

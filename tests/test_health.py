@@ -17,15 +17,15 @@ import pytest
 from dependency_injector import providers
 
 from framework import Service, ServiceState
-from framework.context import ServiceView
-from framework.events import Event, EventBus, ServiceHealthChanged
-from framework.graph import DependencyGraph
-from framework.health import HealthPoller, health_metrics
-from framework.lifecycle import Lifecycle
-from framework.readiness import Readiness
-from framework.readiness_events import follow_lifecycle
+from framework._config.settings import DatabaseSettings
+from framework._engine.events import Event, EventBus, ServiceHealthChanged
+from framework._engine.graph import DependencyGraph
+from framework._engine.lifecycle import Lifecycle
+from framework._engine.readiness import Readiness
+from framework._engine.readiness_events import follow_lifecycle
+from framework._runtime.context import ServiceView
+from framework._runtime.health import HealthPoller, health_metrics
 from framework.services import DatabaseService
-from framework.settings import DatabaseSettings
 from tests._http_helpers import api, app_class
 from tests._process import framework_env, free_port, with_sets
 from tests.postgres import PostgresServer, _as_server_user, find_bindir

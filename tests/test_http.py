@@ -27,10 +27,10 @@ from pydantic import ValidationError
 
 import framework
 from framework import Application, ServiceState, StartupError
-from framework.events import Outcome
-from framework.readiness import AppState
+from framework._engine.events import Outcome
+from framework._engine.readiness import AppState
 from framework.services import HttpService, HttpSettings
-from framework.services.http import HttpServiceError, ListenError, RequestsCutOffError
+from framework.services._http import HttpServiceError, ListenError, RequestsCutOffError
 from tests._process import free_port
 
 from ._http_helpers import SIGTERM_APP, Gate, api, app_class, fetch, wait_until

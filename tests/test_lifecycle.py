@@ -8,8 +8,8 @@ from typing import Any
 import anyio
 import pytest
 
-from framework.errors import FrameworkError, ShutdownError, StartupError
-from framework.events import (
+from framework._engine.errors import FrameworkError, ShutdownError, StartupError
+from framework._engine.events import (
     Bound,
     Event,
     Outcome,
@@ -19,9 +19,9 @@ from framework.events import (
     ServiceStopFailed,
     ServiceStopped,
 )
-from framework.graph import DependencyGraph
-from framework.lifecycle import Lifecycle, LifecycleState
-from framework.service import Service, ServiceState
+from framework._engine.graph import DependencyGraph
+from framework._engine.lifecycle import Lifecycle, LifecycleState
+from framework._engine.service import Service, ServiceState
 
 pytestmark = pytest.mark.anyio
 

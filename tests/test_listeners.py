@@ -9,9 +9,9 @@ import pytest
 from dependency_injector import containers, providers
 
 from framework import Application, Settings
-from framework.listeners import bind_listeners, http_listen_settings
-from framework.services.http import HttpService
-from framework.settings import HttpSettings
+from framework._config.settings import HttpSettings
+from framework._process.listeners import bind_listeners, http_listen_settings
+from framework.services._http import HttpService
 
 created: list[str] = []
 

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from loguru import logger
 
-from framework.services.logging import LoggingSettings, setup_logging
+from framework.services._logging import LoggingSettings, setup_logging
 from tests import _process
 from tests._process import with_sets
 
@@ -153,8 +153,8 @@ def test_routed_stdlib_loggers_carry_the_level_so_filtered_records_are_never_bui
 def test_per_service_events_below_every_sink_level_build_no_record() -> None:
     """Starting/started/stopping/stopped events reach a sink at their level (DEBUG, INFO) and
     are skipped, record and all, when every sink's level is above theirs."""
-    from framework.events import ServiceStarted, ServiceStarting
-    from framework.messages import log_event
+    from framework._engine.events import ServiceStarted, ServiceStarting
+    from framework._runtime.messages import log_event
 
     seen: list[str] = []
     sink = setup_logging(LoggingSettings(level="WARNING", stderr=False))
@@ -182,7 +182,7 @@ def test_a_failing_sink_is_reported_once_and_counts_its_lost_lines() -> None:
     """A sink whose writes fail never raises into the caller: one report, then a count."""
     import io
 
-    from framework.logs import GuardedSink
+    from framework._runtime.logs import GuardedSink
 
     class Full(io.StringIO):
         def write(self, text: str) -> int:
@@ -196,7 +196,7 @@ def test_a_failing_sink_is_reported_once_and_counts_its_lost_lines() -> None:
 
 def test_reopen_swaps_in_a_new_sink_and_closes_the_old_one() -> None:
     """SIGUSR1's reopen: lines after it go to the new sink; the old one is stopped."""
-    from framework.logs import GuardedSink
+    from framework._runtime.logs import GuardedSink
 
     class Sink:
         def __init__(self) -> None:

@@ -11,7 +11,7 @@ import pytest
 from dependency_injector import containers, providers
 
 from framework import Application, Service, Settings
-from framework.events import (
+from framework._engine.events import (
     Event,
     EventBus,
     ServiceCrashed,
@@ -21,11 +21,11 @@ from framework.events import (
     ServiceStarting,
     ServiceStopped,
 )
-from framework.graph import DependencyGraph
-from framework.lifecycle import Lifecycle
-from framework.readiness import Readiness
-from framework.readiness_events import follow_lifecycle
-from framework.restart import MAX_BACKOFF, NEVER, RestartPolicy
+from framework._engine.graph import DependencyGraph
+from framework._engine.lifecycle import Lifecycle
+from framework._engine.readiness import Readiness
+from framework._engine.readiness_events import follow_lifecycle
+from framework._engine.restart import MAX_BACKOFF, NEVER, RestartPolicy
 from tests._process import finish, spawn, wait_for, with_sets
 from tests.sample_apps import read_journal, record
 

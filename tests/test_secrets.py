@@ -7,7 +7,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from pydantic import BaseModel, SecretStr
 
-from framework.secrets import (
+from framework._engine.secrets import (
     SECRET_MASK,
     flatten,
     is_secret_key,

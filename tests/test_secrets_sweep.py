@@ -30,7 +30,7 @@ from loguru import logger
 from pydantic import BaseModel, Field, SecretStr
 
 from framework import Application, Service, Settings
-from framework.secrets import SECRET_MASK
+from framework._engine.secrets import SECRET_MASK
 from framework.services import DatabaseService, HttpService
 from tests._process import free_port, spawn, with_sets
 

@@ -15,14 +15,14 @@ from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 from loguru import logger
 
-from framework.cli import load_target
-from framework.errors import TargetError
-from framework.launch import fail
-from framework.logs import setup_logging
-from framework.messages import error_text
-from framework.report import write_report
-from framework.secrets import SECRET_MASK, Masker, mask, remember
-from framework.settings import LoggingSettings
+from framework._cli.commands import load_target
+from framework._config.settings import LoggingSettings
+from framework._engine.errors import TargetError
+from framework._engine.secrets import SECRET_MASK, Masker, mask, remember
+from framework._process.launch import fail
+from framework._runtime.logs import setup_logging
+from framework._runtime.messages import error_text
+from framework._runtime.report import write_report
 from tests._process import free_port, run_cli, spawn, wait_for
 
 PLANTED = "pl4nted-S3CRET-value"

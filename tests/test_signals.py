@@ -1,5 +1,5 @@
 """Signals: real signals sent to real subprocesses, one test per behaviour of the runner; and the
-watcher (`framework.signals`) with an injected ``notify``, no real signal needed."""
+watcher (`framework._runtime.signals`) with an injected ``notify``, no real signal needed."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from framework.signals import SIGNALS, USER_SIGNALS, SignalWatcher
+from framework._runtime.signals import SIGNALS, USER_SIGNALS, LoopHandle, SignalWatcher
 from tests import _process
 from tests._process import finish, run_cli, with_sets
 from tests.sample_apps import read_journal
@@ -58,6 +58,41 @@ def test_sigterm_stops_everything_in_reverse_and_exits_0(
     stopped = events(tmp_path, "stopped")
     assert stopped[0] == "d" and stopped[-1] == "a" and sorted(stopped) == ["a", "b", "c", "d"]
     assert "received SIGTERM" in err and "timeline:" in err and "Traceback" not in err
+
+
+@SLOW
+@pytest.mark.parametrize("how", ["asyncio", "wakeup_fd"])
+def test_sigterm_stops_the_app_after_a_library_took_the_signals(tmp_path: Path, how: str) -> None:
+    """A library that takes SIGTERM or the wakeup fd in a service's start() does not make the
+    application deaf: the signals are taken back (said once in the log), SIGTERM stops the app
+    gracefully, and the library's own asyncio handler still runs."""
+    proc = spawn(tmp_path, f'behaviour.take_signals={{"b" = "{how}"}}')
+    wait_for(tmp_path, "app ready")
+    time.sleep(1.5)  # the signals are checked every 0.5 s
+    proc.send_signal(signal.SIGTERM)
+    code, err = finish(proc)
+    assert code == 0, err
+    assert "another library took over" in err and "Traceback" not in err
+    assert "received SIGTERM" in err and "app stopped" in read_journal(tmp_path / "journal.txt")
+    if how == "asyncio":
+        assert "b own SIGTERM handler ran" in read_journal(tmp_path / "journal.txt")
+
+
+def test_a_signal_the_loop_refuses_is_reported_not_lost() -> None:
+    """When the event loop refuses the hand-off (closed, finished), ``hand_off_failed`` is told,
+    so the application can log it and exit instead of waiting for a shutdown that never comes."""
+
+    def closed(*args: object) -> None:
+        raise RuntimeError("Event loop is closed")
+
+    failed: list[tuple[signal.Signals, str]] = []
+    watcher = SignalWatcher(
+        lambda s, n: None,
+        on_loop=(LoopHandle(closed, threading.get_ident()), lambda s, n: None),
+        hand_off_failed=lambda s, e: failed.append((s, str(e))),
+    )
+    watcher.deliver(int(signal.SIGTERM))
+    assert failed == [(signal.SIGTERM, "Event loop is closed")]
 
 
 @SLOW
@@ -276,11 +311,10 @@ def test_watcher_does_nothing_outside_the_main_thread() -> None:
 async def test_watcher_hands_every_signal_to_the_loop_without_waiting() -> None:
     """``on_loop`` gets each signal on the event loop, user signals included."""
     import anyio
-    import anyio.lowlevel
 
     on_loop: list[tuple[signal.Signals, int]] = []
-    token = anyio.lowlevel.current_token()
-    watcher = SignalWatcher(lambda s, n: None, on_loop=(token, lambda s, n: on_loop.append((s, n))))
+    loop = LoopHandle.current()
+    watcher = SignalWatcher(lambda s, n: None, on_loop=(loop, lambda s, n: on_loop.append((s, n))))
     for sig in (signal.SIGUSR1, signal.SIGTERM, signal.SIGUSR2):
         watcher.deliver(int(sig))
     with anyio.fail_after(5):

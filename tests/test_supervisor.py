@@ -34,8 +34,8 @@ APP = textwrap.dedent(
     import anyio
     from dependency_injector import containers, providers
     from framework import Application, Settings
-    from framework.services.http import HttpService
-    from framework.systemd import take_inherited_socket
+    from framework.services._http import HttpService
+    from framework._runtime.systemd import take_inherited_socket
 
     BROKEN = False
     if BROKEN:
@@ -111,10 +111,10 @@ APP = textwrap.dedent(
 LAUNCH = textwrap.dedent(
     """
     import sys
-    from framework.cli import load_target
-    from framework.config import parse_override
-    from framework.supervisor import supervise
-    from framework.workers import worker_command
+    from framework._cli.commands import load_target
+    from framework._config.load import parse_override
+    from framework._process.supervisor import supervise
+    from framework._process.workers import worker_command
 
     target, workers, *sets = sys.argv[1:]
     options = [arg for s in sets for arg in ("--set", s)]
@@ -266,7 +266,9 @@ def test_workers_serve_on_one_port_and_sigterm_exits_0_leaving_no_worker(supervi
     assert len([x for x in sup.lines if "exited with code 0" in x]) == 2
     assert all(gone(pid) for pid in workers)
     assert "supervisor: exit code 0" in sup.lines[-1]
-    assert all(f"pid={sup.proc.pid}" in x for x in sup.lines if "framework.supervisor" in x)
+    assert all(
+        f"pid={sup.proc.pid}" in x for x in sup.lines if "framework._process.supervisor" in x
+    )
 
 
 def test_a_killed_worker_is_replaced_after_a_backoff(supervised: Any) -> None:
@@ -423,7 +425,7 @@ def test_workers_wanted_is_zero_inside_a_worker(monkeypatch: pytest.MonkeyPatch)
     from dependency_injector import containers
 
     from framework import Application
-    from framework.supervisor import workers_wanted
+    from framework._process.supervisor import workers_wanted
 
     class App(Application):
         container_class = containers.DeclarativeContainer

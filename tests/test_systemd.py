@@ -16,7 +16,7 @@ from pathlib import Path
 import anyio
 import pytest
 
-from framework.systemd import Notifier, watchdog_loop
+from framework._runtime.systemd import Notifier, watchdog_loop
 from tests._process import framework_env
 
 TIMEOUT = 20.0
@@ -147,7 +147,7 @@ async def test_watchdog_loop_returns_when_there_is_no_watchdog() -> None:
 NOTIFYING_CHILD = textwrap.dedent(
     """
     import anyio
-    from framework.systemd import Notifier, watchdog_loop
+    from framework._runtime.systemd import Notifier, watchdog_loop
 
     async def main():
         notifier = Notifier.from_env()
@@ -203,7 +203,7 @@ LAUNCHER = textwrap.dedent(
 ACTIVATED_CHILD = textwrap.dedent(
     """
     import os
-    from framework.systemd import inherited_sockets, take_inherited_socket
+    from framework._runtime.systemd import inherited_sockets, take_inherited_socket
     port = int(os.environ["PORT"])
     count = len(inherited_sockets())
     left = [k for k in ("LISTEN_FDS", "LISTEN_PID", "LISTEN_FDNAMES") if k in os.environ]

@@ -12,8 +12,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from framework.errors import ConfigError
-from framework.template import (
+from framework._cli.template import (
     VARIABLES,
     framework_requirement,
     parse_sets,
@@ -21,6 +20,7 @@ from framework.template import (
     requirement_from_direct_url,
     template_dir,
 )
+from framework._engine.errors import ConfigError
 from tests._process import REPO
 
 
@@ -86,7 +86,7 @@ def test_starlette_variant_has_no_fastapi(tmp_path: Path) -> None:
 
 def test_default_toml_has_every_knob(tmp_path: Path) -> None:
     """config/default.toml names every lifecycle and built-in service setting, with the worker's."""
-    from framework.settings import Settings
+    from framework._config.settings import Settings
 
     project = render("knobs", output_dir=tmp_path, no_input=True)
     text = (project / "config/default.toml").read_text()
@@ -217,12 +217,12 @@ def test_a_render_that_fails_half_way_leaves_nothing(
 ) -> None:
     """The files are written, then the post-generation hook fails: the half-made project, the
     staging folder and the output folders created for it are all removed."""
-    import framework.template
+    import framework._cli.template
 
     broken = tmp_path / "template"
     shutil.copytree(REPO / "app_template", broken)
     (broken / "hooks/post_gen_project.py").write_text("raise SystemExit(1)\n")
-    monkeypatch.setattr(framework.template, "template_dir", lambda: broken)
+    monkeypatch.setattr(framework._cli.template, "template_dir", lambda: broken)
     with pytest.raises(ConfigError, match="rendering the template failed"):
         render("acme", output_dir=tmp_path / "a" / "b", no_input=True)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["template"]
@@ -254,7 +254,7 @@ def test_cli_help_lists_the_variables_with_defaults() -> None:
     """`framework new --help` names every template variable and its default."""
     from click.testing import CliRunner
 
-    from framework.cli import cli
+    from framework._cli.commands import cli
 
     result = CliRunner().invoke(cli, ["new", "--help"])
     assert result.exit_code == 0
@@ -291,7 +291,7 @@ def test_prompts_check_each_answer_and_ask_again(tmp_path: Path) -> None:
     what is accepted and asked again."""
     from click.testing import CliRunner
 
-    from framework.cli import cli
+    from framework._cli.commands import cli
 
     answers = ["", "", "", "flask", "starlette", "abc", "9000", "", "", "", ""]
     result = CliRunner().invoke(

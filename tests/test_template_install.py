@@ -109,7 +109,7 @@ def test_new_from_a_non_editable_folder_install(
         env=env,
     )
     where = _run(
-        [venv / "bin/python", "-c", "import framework.template as t; print(t.template_dir())"],
+        [venv / "bin/python", "-c", "import framework._cli.template as t; print(t.template_dir())"],
         cwd=tmp_path,
         env=env,
     )

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from framework.template import render
+from framework._cli.template import render
 from tests._process import REPO
 
 pytestmark = pytest.mark.slow

@@ -5,11 +5,11 @@ from __future__ import annotations
 import anyio
 import pytest
 
-from framework.errors import ShutdownError
-from framework.events import Bound, Outcome
-from framework.graph import DependencyGraph
-from framework.lifecycle import Lifecycle
-from framework.service import Service
+from framework._engine.errors import ShutdownError
+from framework._engine.events import Bound, Outcome
+from framework._engine.graph import DependencyGraph
+from framework._engine.lifecycle import Lifecycle
+from framework._engine.service import Service
 
 pytestmark = pytest.mark.anyio
 

@@ -1,4 +1,4 @@
-"""The last resort (`framework.watchdog`) with an injected timer and exit: no thread, no exit."""
+"""The last resort (`framework._runtime.watchdog`) with an injected timer and exit: no thread, no exit."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from framework.watchdog import Watchdog
+from framework._runtime.watchdog import Watchdog
 
 
 class FakeTimer:

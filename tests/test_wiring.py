@@ -11,11 +11,11 @@ import pytest
 from dependency_injector import containers, providers
 
 from framework import Application, Service, Settings
-from framework.discovery import discover_graph, service_providers, wired_edges
+from framework._runtime.discovery import discover_graph, service_providers, wired_edges
+from framework._runtime.settings_provider import settings_provider_problems
+from framework._runtime.wiring import unwire_container, uses_wiring, wired_injections
 from framework.services import HttpService
-from framework.settings_provider import settings_provider_problems
 from framework.testing import run_app
-from framework.wiring import unwire_container, uses_wiring, wired_injections
 from tests._process import REPO, run_cli
 from tests.wired import app as wired_app
 from tests.wired import by_string
@@ -259,7 +259,7 @@ def test_application_class_is_unaffected_by_wiring_discovery() -> None:
 
 def test_a_wired_module_that_cannot_be_imported_is_a_graph_error() -> None:
     """A wrong name in wiring_config: a GraphError naming it and how relative names resolve."""
-    from framework.errors import GraphError
+    from framework._engine.errors import GraphError
 
     with pytest.raises(GraphError, match=r"wiring_config names '\.nowhere'.*resolve against tests"):
         discover_graph(service_providers(container([".nowhere"])))

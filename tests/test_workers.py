@@ -9,8 +9,9 @@ import time
 import pytest
 from loguru import logger
 
-from framework.settings import ProcessSettings
-from framework.workers import Pool, Worker, worker_command, worker_slot
+from framework._config.settings import ProcessSettings
+from framework._process.workers import Pool, Worker, worker_command
+from framework._runtime.systemd import worker_slot
 
 
 def test_worker_command_runs_the_same_target_and_options_without_a_supervisor() -> None:

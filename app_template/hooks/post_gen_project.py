@@ -25,7 +25,7 @@ def without_section(text: str, section: str) -> str:
 
 
 sys.path.insert(0, os.getcwd())
-from framework.defaults import render_defaults  # noqa: E402
+from framework._config.defaults import render_defaults  # noqa: E402
 
 from {{ cookiecutter.package_name }}.settings import AppSettings  # noqa: E402
 

@@ -16,16 +16,16 @@ __all__ = (
 )
 
 if TYPE_CHECKING:
-    from framework.services.database import DatabaseService, DatabaseSettings
-    from framework.services.http import HttpService, HttpSettings
-    from framework.services.logging import LoggingSettings
+    from framework.services._database import DatabaseService, DatabaseSettings
+    from framework.services._http import HttpService, HttpSettings
+    from framework.services._logging import LoggingSettings
 
 _WHERE = {
-    "DatabaseService": "framework.services.database",
-    "DatabaseSettings": "framework.services.database",
-    "HttpService": "framework.services.http",
-    "HttpSettings": "framework.services.http",
-    "LoggingSettings": "framework.services.logging",
+    "DatabaseService": "framework.services._database",
+    "DatabaseSettings": "framework.services._database",
+    "HttpService": "framework.services._http",
+    "HttpSettings": "framework.services._http",
+    "LoggingSettings": "framework.services._logging",
 }
 
 

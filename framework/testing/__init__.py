@@ -30,16 +30,16 @@ import anyio
 import sniffio
 from dependency_injector import providers as di_providers
 
-from framework.application import Application
-from framework.discovery import discover_graph
-from framework.events import (
+from framework._engine.events import (
     Event,
     ServiceStarted,
     ServiceStartFailed,
     ServiceStopFailed,
     ServiceStopped,
 )
-from framework.wiring import unwire_container
+from framework._runtime.application import Application
+from framework._runtime.discovery import discover_graph
+from framework._runtime.wiring import unwire_container
 
 if TYPE_CHECKING:
     import httpx
@@ -132,7 +132,7 @@ class Harness(Generic[A]):
         return connect(self.url(service, scheme="ws") + path, **kwargs)
 
     def _http_service(self, name: str | None) -> Any:
-        from framework.services.http import HttpService
+        from framework.services._http import HttpService
 
         assert self.app.lifecycle is not None, "the application is not started"
         found = {

@@ -37,7 +37,7 @@ async def test_ready(framework_client):
 {% endif %}
 
 def test_start_order():
-    from framework.discovery import discover_graph, service_providers
+    from framework._runtime.discovery import discover_graph, service_providers
 
     from {{ cookiecutter.package_name }}.container import Container
 

@@ -1,0 +1,221 @@
+"""The reverse-order stop: a service stops once all its dependents have stopped, each bounded.
+
+Each stop gets ``min(its stop bound, what is left of the shutdown budget)``. The stops ready to go
+are taken by as few tasks as their concurrency needs (`framework._engine.walk`): stops that return
+without waiting share one task. A single watchdog task releases the dependencies of a stop that overruns its deadline by
+`STOP_GRACE` while ignoring cancellation. The tasks are detached: the shutdown returns once every
+service is stopped or given up on, without waiting for a stop stuck in code that ignores
+cancellation. Used by `framework._engine.lifecycle.Lifecycle` for both the shutdown and the rollback.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+
+import anyio
+
+from framework._engine.detached import DetachedTasks
+from framework._engine.errors import ServiceError
+from framework._engine.events import (
+    Bound,
+    EventBus,
+    Outcome,
+    Phase,
+    ServiceStopFailed,
+    ServiceStopped,
+    ServiceStopping,
+)
+from framework._engine.graph import DependencyGraph
+from framework._engine.records import ServiceRecord, deadline
+from framework._engine.service import ServiceState, set_service_state
+from framework._engine.timing import STOP_GRACE
+from framework._engine.walk import Timer, Walk
+
+__all__ = ("ReverseStop",)
+
+
+@dataclass
+class _InFlight:
+    """One stop in progress."""
+
+    began: float
+    deadline: float
+    bound: Bound
+    scope: anyio.CancelScope
+
+
+class ReverseStop:
+    """One run of the reverse-order stop over the services whose start began."""
+
+    def __init__(
+        self,
+        graph: DependencyGraph,
+        records: Mapping[str, ServiceRecord],
+        bus: EventBus,
+        errors: list[ServiceError],
+        *,
+        budget: Bound,
+        budget_end: float,
+        clock: Callable[[], float] = anyio.current_time,
+    ) -> None:
+        self.graph, self.records, self.bus, self.errors = graph, records, bus, errors
+        self.clock = clock
+        self.budget, self.budget_end = budget, budget_end
+        begun = {name for name, rec in records.items() if rec.began}
+        dependents = graph.dependents
+        if len(begun) == len(records):  # all began (not a rollback): every dependent counts
+            self.waiting = {name: len(dependents[name]) for name in begun}
+        else:
+            self.waiting = {name: len(dependents[name] & begun) for name in begun}
+        self.remaining = len(begun)
+        self.released: set[str] = set()
+        self.inflight: dict[str, _InFlight] = {}
+        self.watch_until = math.inf
+        self.wake = anyio.Event()
+        self.done = anyio.Event()
+        self.tasks = DetachedTasks()
+        self.walk = Walk(self.step, lambda task: self.tasks.start_soon(task, name="stop"))
+
+    async def run(self) -> None:
+        """Stop everything that began; on cancellation (forced), cancel the stops in flight."""
+        try:
+            if not self.remaining:
+                return
+            self.tasks.start_soon(self.watchdog, name="shutdown watchdog")
+            self.walk.add(name for name, n in self.waiting.items() if n == 0)
+            await self.done.wait()
+        finally:
+            if not self.done.is_set():  # forced: cancel the stops in flight and the watchdog
+                self.remaining = 0
+                for inflight in list(self.inflight.values()):
+                    inflight.scope.cancel()
+                self.wake.set()
+            self.give_up_on_unbegun()
+
+    async def step(self, name: str, timer: Timer) -> list[str]:
+        await self.stop_one(name, timer)
+        return self.release(name)
+
+    def release(self, name: str) -> list[str]:
+        """Mark ``name`` done; return its dependencies that are now ready to stop."""
+        if name in self.released:
+            return []
+        self.released.add(name)
+        self.remaining -= 1
+        if not self.remaining:
+            self.wake.set()
+            self.done.set()
+        ready = []
+        for dep in self.graph.deps[name]:
+            if dep in self.waiting:
+                self.waiting[dep] -= 1
+                if self.waiting[dep] == 0:
+                    ready.append(dep)
+        return ready
+
+    def bound_of(self, rec: ServiceRecord, began: float) -> tuple[Bound, float]:
+        """min(its stop bound, what is left of the budget), and the deadline that makes."""
+        bound, end = rec.stop_bound, deadline(began, rec.stop_bound.seconds)
+        if self.budget_end < end:
+            left = max(0.0, self.budget_end - began)
+            bound, end = Bound(left, f"what was left of {self.budget}"), self.budget_end
+        return bound, end
+
+    async def stop_one(self, name: str, timer: Timer) -> None:
+        """Cancel ``run()``, then ``stop()``, both within min(stop bound, what is left)."""
+        rec = self.records[name]
+        self.bus.emit_new(ServiceStopping, name)
+        set_service_state(rec.service, ServiceState.STOPPING)
+        began = self.clock()
+        bound, end = self.bound_of(rec, began)
+        plain = rec.run_done is None  # no run() body: stop() alone, bounded by the task's timer
+        scope = timer.scope if plain else anyio.CancelScope(deadline=end)
+        self.inflight[name] = _InFlight(began, end, bound, scope)
+        if end + STOP_GRACE < self.watch_until:
+            self.wake.set()
+        outcome, error = Outcome.OK, None
+        try:
+            if plain:
+                await timer.run(rec.service.stop, end)
+            else:
+                outcome = await self.stop_with_run(rec, end, scope)
+        except anyio.get_cancelled_exc_class():
+            if not (plain and timer.expired):
+                self.record(rec, began, bound, Outcome.CANCELLED)  # forced by a second signal
+                raise
+            outcome = Outcome.TIMED_OUT
+        except Exception as exc:
+            outcome, error = Outcome.FAILED, exc
+        finally:
+            del self.inflight[name]
+        self.record(rec, began, bound, outcome, error)
+
+    @staticmethod
+    async def stop_with_run(rec: ServiceRecord, end: float, scope: anyio.CancelScope) -> Outcome:
+        """Cancel ``run()`` and wait for it, then ``stop()`` (unless a restart stopped it), both
+        by ``end``: whether either overran it."""
+        assert rec.run_done is not None
+        outcome = Outcome.OK
+        with anyio.CancelScope(deadline=end) as run_scope:
+            if rec.run_scope is not None:
+                rec.run_scope.cancel()
+            await rec.run_done.wait()
+        if run_scope.cancelled_caught:
+            outcome = Outcome.TIMED_OUT
+        with scope:
+            if not rec.stopped_for_restart:
+                await rec.service.stop()
+        if scope.cancelled_caught:
+            outcome = Outcome.TIMED_OUT
+        return outcome
+
+    async def watchdog(self) -> None:
+        """Release the dependencies of stops that ignore cancellation past their deadline."""
+        while self.remaining:
+            self.wake = anyio.Event()
+            self.watch_until = min((f.deadline for f in self.inflight.values()), default=math.inf)
+            self.watch_until += STOP_GRACE
+            with anyio.CancelScope(deadline=self.watch_until):
+                await self.wake.wait()
+            now = self.clock()
+            for name, f in list(self.inflight.items()):
+                if f.deadline + STOP_GRACE <= now and name not in self.released:
+                    self.record(self.records[name], f.began, f.bound, Outcome.TIMED_OUT)
+                    self.walk.add(self.release(name))
+
+    def give_up_on_unbegun(self) -> None:
+        """Forced: a service whose stop never began is recorded as cancelled."""
+        for rec in self.records.values():
+            if rec.began and rec.stop_outcome is None:
+                self.record(rec, self.clock(), rec.stop_bound, Outcome.CANCELLED)
+
+    def record(
+        self,
+        rec: ServiceRecord,
+        began: float,
+        bound: Bound,
+        outcome: Outcome,
+        error: BaseException | None = None,
+    ) -> None:
+        if rec.stop_outcome is not None:
+            return  # already reported (a stop that overran its bound, finishing late)
+        name = rec.name
+        rec.stop_duration = duration = self.clock() - began
+        rec.stop_outcome = outcome
+        if outcome is Outcome.OK:
+            set_service_state(rec.service, ServiceState.STOPPED)
+            self.bus.emit_new(ServiceStopped, name, duration)
+            return
+        set_service_state(rec.service, ServiceState.FAILED)
+        err = ServiceError(name, Phase.STOP, outcome, bound=bound, cause=error)
+        rec.errors.append(err)
+        self.errors.append(err)
+        self.bus.emit(ServiceStopFailed(name, duration, outcome, bound, error))
+
+
+def left_behind(records: Iterable[ServiceRecord]) -> bool:
+    """Whether a stop was given up on (timed out, or cancelled by force) and may still run."""
+    given_up = (Outcome.TIMED_OUT, Outcome.CANCELLED)
+    return any(rec.stop_outcome in given_up for rec in records)

@@ -1,0 +1,431 @@
+"""The built-in database service: a SQLAlchemy engine, drained before it is disposed.
+
+An async driver URL (``sqlite+aiosqlite://``, ``postgresql+asyncpg://``) gives an `AsyncEngine`
+and an ``async_sessionmaker``; a synchronous one (``sqlite:///``, ``postgresql+psycopg://``,
+``postgresql+psycopg2://``) gives an `Engine` and a ``sessionmaker``, for synchronous code such as
+FastAPI's plain ``def`` endpoints (run in threads). Both are checked, drained and disposed alike;
+the synchronous engine's blocking calls run in worker threads, never on the event loop.
+
+``start()`` creates the engine and runs ``SELECT 1``, so a wrong ``database.url`` fails the startup
+with a message naming the URL (password masked). ``stop()`` runs after every service that depends on
+the database has stopped; it then
+
+1. waits for the connections still checked out of the pool to be returned (an event fired by the
+   pool's ``checkin``, no polling);
+2. disposes of the pool, closing every connection.
+
+``AsyncEngine.dispose()`` alone only closes the connections that are checked in: one still checked
+out would outlive the application, holding its transaction open. If the stop bound expires first,
+the connections still out are closed (their open transactions roll back on the server), counted in
+`DatabaseService.cut_off`, the pool is disposed anyway (shielded, for at most `DISPOSE_GRACE`
+seconds) and the cancellation propagates, so the framework reports the stop as timed out.
+
+The service runs on asyncio only (SQLAlchemy's async engine needs it, and the pool's events reach
+the loop through it). SQLAlchemy is imported by ``start()``: importing `framework` stays cheap.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import math
+import threading
+from typing import TYPE_CHECKING, Any, TypeGuard
+
+import anyio
+
+from framework._config.settings import DatabaseSettings
+from framework._engine.errors import FrameworkError
+from framework._engine.secrets import redact
+from framework._engine.service import Service
+from framework.services._asyncio import require_asyncio
+
+if TYPE_CHECKING:
+    from loguru import Logger
+    from sqlalchemy.engine import URL, Engine
+    from sqlalchemy.ext.asyncio import AsyncEngine
+    from sqlalchemy.pool import ConnectionPoolEntry
+
+    from framework._runtime.context import ServiceContext
+
+__all__ = ("DISPOSE_GRACE", "DatabaseService", "DatabaseSettings")
+
+DISPOSE_GRACE = 1.0
+"""Seconds that closing the cut-off connections and disposing of the pool may take once the stop
+bound expired (shielded from the cancellation)."""
+
+_QUEUE_POOL_OPTIONS = ("pool_size", "max_overflow", "pool_timeout")
+
+
+class DatabaseService(Service):
+    """A SQLAlchemy engine (``.engine``) and session factory (``.sessions``).
+
+    Both are available once ``start()`` returned: an `AsyncEngine` and an ``async_sessionmaker``
+    for an async driver URL, an `Engine` and a ``sessionmaker`` for a synchronous one
+    (``is_async`` tells which). A service that depends on this one (its provider takes ``db=db``,
+    or its code is wired to it) is stopped first, so its ``stop()`` can still commit.
+    """
+
+    def __init__(self, settings: DatabaseSettings) -> None:
+        self.settings = settings
+        self.cut_off = 0
+        """Connections still checked out when the stop bound expired, closed by ``stop()``."""
+        self.is_async: bool | None = None
+        """True for an async driver URL, False for a synchronous one; None before ``start()``."""
+        self._engine: AsyncEngine | Engine | None = None
+        self._sessions: Any = None
+        self._checked_out: _CheckedOut | None = None
+        self._stopped = False
+        from loguru import logger
+
+        self._log: Logger = logger.bind(service="database", url=_safe(settings.url))
+
+    def _framework_attach(self, context: ServiceContext) -> None:
+        """Called by the application before any service starts: log under the service's name."""
+        from loguru import logger
+
+        self._log = logger.bind(service=context.name, url=_safe(self.settings.url))
+
+    # -- what the application uses --------------------------------------------------------------
+
+    @property
+    def engine(self) -> Any:
+        """The `AsyncEngine` (async URL) or `Engine` (synchronous URL); raises `FrameworkError`
+        before ``start()`` and after ``stop()``."""
+        if self._engine is None:
+            raise self._not_running(".engine")
+        return self._engine
+
+    @property
+    def sessions(self) -> Any:
+        """An ``async_sessionmaker`` (async URL) or ``sessionmaker`` (synchronous URL) bound to
+        the engine, with ``expire_on_commit=False``."""
+        if self._sessions is None:
+            raise self._not_running(".sessions")
+        return self._sessions
+
+    @property
+    def checked_out(self) -> int:
+        """Connections currently checked out of the pool."""
+        return len(self._checked_out) if self._checked_out is not None else 0
+
+    async def health(self) -> bool:
+        """True when ``SELECT 1`` answers within ``database.health_timeout`` seconds."""
+        engine = self._engine
+        if engine is None:
+            return False
+        with anyio.move_on_after(self.settings.health_timeout):
+            try:
+                await _select_one(engine)
+            except Exception as exc:
+                self._log.warning(f"database health check failed: {self._describe(exc)}")
+                return False
+            return True
+        self._log.warning(
+            f"database health check: no answer within {self.settings.health_timeout:g} s "
+            "(database.health_timeout)"
+        )
+        return False
+
+    # -- lifecycle ------------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        """Create the engine and check the database answers ``SELECT 1``."""
+        loop = require_asyncio("DatabaseService", "SQLAlchemy's async engine runs on asyncio")
+        if self._engine is not None or self._stopped:
+            raise FrameworkError("this DatabaseService was already started; create a new one")
+        engine = self._create_engine()
+        self.is_async = _is_async(engine)
+        self._engine, self._checked_out = engine, _CheckedOut.watch(_core(engine), loop)
+        safe_url = _safe(self.settings.url)
+        try:
+            await _select_one(engine)
+        except anyio.get_cancelled_exc_class():
+            self._log.warning(f"start cancelled while connecting to {safe_url} (database.url)")
+            await self._dispose(engine, grace_ends=anyio.current_time() + DISPOSE_GRACE)
+            raise
+        except Exception as exc:
+            await self._dispose(engine, grace_ends=anyio.current_time() + DISPOSE_GRACE)
+            raise FrameworkError(
+                f"database.url {safe_url!r}: cannot connect: {self._describe(exc)}; {self._hint()}"
+            ) from None
+        self._sessions = _session_factory(engine)
+        mode = "" if self.is_async else ", synchronous"
+        self._log.info(
+            f"database ready: {safe_url} ({engine.dialect.name}{mode}, {type(engine.pool).__name__})"
+        )
+
+    async def stop(self) -> None:
+        """Wait for checked-out connections to come back, then dispose of the pool.
+
+        Cancelled by the framework when the stop bound expires: the connections still out are
+        closed and counted in ``cut_off``, the pool is disposed anyway, the cancellation propagates.
+        """
+        engine, checked_out = self._engine, self._checked_out
+        if engine is None or checked_out is None:
+            return  # never started, or the start failed and cleaned up
+        began = anyio.current_time()
+        try:
+            if held := len(checked_out):
+                self._log.info(f"waiting for {held} checked-out connection(s) to be returned")
+                await checked_out.wait_until_none()
+                self._log.info(
+                    f"every connection was returned in {anyio.current_time() - began:.3f} s"
+                )
+            await self._dispose(engine)
+        except anyio.get_cancelled_exc_class():
+            grace_ends = anyio.current_time() + DISPOSE_GRACE
+            self.cut_off = len(checked_out)
+            if self.cut_off:
+                self._log.bind(cut_off=self.cut_off).warning(
+                    f"stop bound expired after {anyio.current_time() - began:.3f} s with "
+                    f"{self.cut_off} connection(s) still checked out: closing them, their open "
+                    "transactions roll back; commit or close connections in the stop() of the "
+                    "services that use them"
+                )
+                with anyio.CancelScope(deadline=grace_ends, shield=True):
+                    await checked_out.close_all(self._log, in_thread=not _is_async(engine))
+            await self._dispose(engine, grace_ends=grace_ends)
+            raise
+
+    # -- helpers --------------------------------------------------------------------------------
+
+    def _create_engine(self) -> AsyncEngine | Engine:
+        from sqlalchemy import create_engine
+        from sqlalchemy.engine import make_url
+        from sqlalchemy.engine.default import DefaultDialect
+        from sqlalchemy.ext.asyncio import create_async_engine
+        from sqlalchemy.pool import QueuePool
+
+        settings, safe_url = self.settings, _safe(self.settings.url)
+        try:
+            url = make_url(settings.url)
+            dialect = url.get_dialect()
+            pool_class = (
+                dialect.get_pool_class(url) if issubclass(dialect, DefaultDialect) else QueuePool
+            )
+        except Exception as exc:
+            raise FrameworkError(
+                f"database.url {safe_url!r} is not usable: {self._describe(exc)}; expected a "
+                "URL like sqlite+aiosqlite:///./app.db or "
+                "postgresql+asyncpg://user:password@host:5432/name (async), or sqlite:///./app.db "
+                "or postgresql+psycopg://user:password@host:5432/name (synchronous)"
+            ) from None
+        options: dict[str, Any] = {
+            "pool_pre_ping": settings.pool_pre_ping,
+            "pool_recycle": settings.pool_recycle,
+            "connect_args": settings.connect_args,
+        }
+        if issubclass(pool_class, QueuePool):  # SQLite in memory uses StaticPool, with no size
+            options.update({key: getattr(settings, key) for key in _QUEUE_POOL_OPTIONS})
+        if settings.echo:
+            self._echo_to_logging(options)
+        create = create_async_engine if getattr(dialect, "is_async", False) else create_engine
+        try:
+            return create(url, **options)
+        except ModuleNotFoundError as exc:
+            raise FrameworkError(
+                f"database.url {safe_url!r}: the driver {exc.name!r} is not installed; install "
+                f"it (pip install {exc.name}) or name an installed driver in the URL, like "
+                "postgresql+asyncpg:// or postgresql+psycopg://"
+            ) from None
+        except Exception as exc:
+            raise FrameworkError(
+                f"database.url {safe_url!r}: cannot create the engine: {self._describe(exc)}; "
+                "use a driver SQLAlchemy knows (sqlite+aiosqlite, postgresql+asyncpg; "
+                "synchronous: sqlite, postgresql+psycopg, postgresql+psycopg2)"
+            ) from None
+
+    @staticmethod
+    def _echo_to_logging(options: dict[str, Any]) -> None:
+        """``echo``: statements logged at INFO through the logging the application set up.
+
+        SQLAlchemy's own ``echo=True`` adds a stdout handler of its own, which would print every
+        statement twice once the framework routes stdlib logging into loguru; it is used only
+        when nothing handles the root logger.
+        """
+        if logging.getLogger().handlers:
+            logging.getLogger("sqlalchemy.engine").setLevel(logging.INFO)
+        else:
+            options["echo"] = True
+
+    async def _dispose(
+        self, engine: AsyncEngine | Engine, *, grace_ends: float | None = None
+    ) -> None:
+        """Close the pool's connections; past a cancellation, shielded until ``grace_ends``."""
+        self._engine = self._sessions = None
+        self._stopped = True
+        shielded = grace_ends is not None
+        with anyio.CancelScope(deadline=grace_ends or math.inf, shield=shielded):
+            if _is_async(engine):
+                await engine.dispose()
+            else:  # a blocking close of every connection: in a thread, abandoned past the grace
+                await anyio.to_thread.run_sync(engine.dispose, abandon_on_cancel=True)
+            self._log.info("database pool disposed")
+            return
+        self._log.error(
+            f"the pool was not disposed within {DISPOSE_GRACE:g} s (DISPOSE_GRACE) after the stop "
+            "bound expired; its connections close when the process exits"
+        )
+
+    def _describe(self, exc: BaseException) -> str:
+        """``Type: message`` of the driver's error, without any password."""
+        cause: BaseException = getattr(exc, "orig", None) or exc  # DBAPIError wraps the driver's
+        while type(cause).__module__.startswith("sqlalchemy") and cause.__cause__ is not None:
+            cause = cause.__cause__  # an adapted driver error: the driver's own says more
+        text = f"{type(cause).__name__}: {cause}".strip().rstrip(":")
+        password = _password(self.settings.url)
+        if password:
+            text = text.replace(password, "***")
+        return _safe(text)
+
+    def _hint(self) -> str:
+        if self.settings.url.startswith("sqlite"):
+            return "check that the file's directory exists and is writable"
+        return (
+            "check that the server is running and reachable at that host and port, and the "
+            "user, password and database name"
+        )
+
+    def _not_running(self, attribute: str) -> FrameworkError:
+        when = "once stopped (or after a failed start)" if self._stopped else "before start()"
+        return FrameworkError(
+            f"DatabaseService{attribute} is not available {when}: it exists while the service "
+            "runs; use it from a service that depends on the database (its provider takes db=db)"
+        )
+
+
+class _CheckedOut:
+    """The pool's checked-out connections, tracked through its ``checkout``/``checkin`` events.
+
+    ``checkin`` can come from another thread (a connection collected by the garbage collector), so
+    waiters are woken through the loop's thread-safe scheduling.
+    """
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self._loop = loop
+        self._thread = threading.get_ident()
+        self._entries: set[ConnectionPoolEntry] = set()
+        self._none_left = asyncio.Event()
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    @classmethod
+    def watch(cls, engine: Engine, loop: asyncio.AbstractEventLoop) -> _CheckedOut:
+        """Track the connections checked out of ``engine``'s pool (and of the pools replacing it)."""
+        from sqlalchemy import event
+
+        tracker = cls(loop)
+        event.listen(engine, "checkout", tracker._checkout)
+        event.listen(engine, "checkin", tracker._checkin)
+        event.listen(engine, "detach", tracker._checkin)  # no longer the pool's: not waited for
+        return tracker
+
+    def _checkout(self, dbapi_connection: Any, entry: ConnectionPoolEntry, proxy: Any) -> None:
+        self._entries.add(entry)
+
+    def _checkin(self, dbapi_connection: Any, entry: ConnectionPoolEntry) -> None:
+        self._entries.discard(entry)
+        if self._entries:
+            return
+        if threading.get_ident() == self._thread:
+            self._none_left.set()
+        else:
+            try:
+                self._loop.call_soon_threadsafe(self._none_left.set)
+            except RuntimeError:  # the loop is closed: nobody is waiting any more
+                pass
+
+    async def wait_until_none(self) -> None:
+        while self._entries:
+            self._none_left.clear()
+            await self._none_left.wait()
+
+    async def close_all(self, log: Logger, *, in_thread: bool = False) -> None:
+        """Close every connection still checked out; the server rolls its transaction back.
+
+        The stop bound has passed, so nothing waits on the server: an async driver connection
+        that can be terminated (asyncpg) is closed at once, its socket dropped without a round
+        trip (a frozen server would never answer one), then invalidated the way SQLAlchemy does.
+        Its holder's next use raises. A synchronous driver's close blocks: it runs in a worker
+        thread (``in_thread``).
+        """
+        from sqlalchemy.util import greenlet_spawn
+
+        entries = list(self._entries)
+        for entry in entries:
+            try:
+                if not in_thread:
+                    _terminate(entry)
+                if in_thread:
+                    await anyio.to_thread.run_sync(entry.invalidate, abandon_on_cancel=True)
+                else:
+                    await greenlet_spawn(entry.invalidate)
+            except Exception as exc:
+                log.error(f"could not close a checked-out connection: {type(exc).__name__}")
+
+
+def _terminate(entry: ConnectionPoolEntry) -> None:
+    """Drop an async driver connection at once, without waiting on the server (asyncpg's
+    ``terminate()``; a driver without one is left to the graceful close)."""
+    driver = getattr(entry.dbapi_connection, "driver_connection", None)
+    terminate = getattr(driver, "terminate", None)
+    if callable(terminate) and not getattr(driver, "is_closed", lambda: False)():
+        terminate()
+
+
+def _is_async(engine: AsyncEngine | Engine) -> TypeGuard[AsyncEngine]:
+    from sqlalchemy.ext.asyncio import AsyncEngine
+
+    return isinstance(engine, AsyncEngine)
+
+
+async def _select_one(engine: AsyncEngine | Engine) -> None:
+    """``SELECT 1`` on a fresh connection; a synchronous engine's in a worker thread, abandoned
+    (left to finish on its own) if the caller is cancelled."""
+    from sqlalchemy import text
+
+    if _is_async(engine):
+        async with engine.connect() as connection:
+            await connection.execute(text("SELECT 1"))
+        return
+    sync_engine = _core(engine)
+
+    def check() -> None:
+        with sync_engine.connect() as connection:
+            connection.execute(text("SELECT 1"))
+
+    await anyio.to_thread.run_sync(check, abandon_on_cancel=True)
+
+
+def _session_factory(engine: AsyncEngine | Engine) -> Any:
+    if _is_async(engine):
+        from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+        return async_sessionmaker(engine, class_=AsyncSession, expire_on_commit=False)
+    from sqlalchemy.orm import sessionmaker
+
+    return sessionmaker(_core(engine), expire_on_commit=False)
+
+
+def _core(engine: AsyncEngine | Engine) -> Engine:
+    """The synchronous `Engine`: the engine itself, or the one an `AsyncEngine` wraps."""
+    if _is_async(engine):
+        return engine.sync_engine
+    return engine  # type: ignore[return-value]
+
+
+def _safe(text: str) -> str:
+    """``text`` with any password in a URL masked."""
+    return str(redact(text))
+
+
+def _password(url: str) -> str | None:
+    try:
+        from sqlalchemy.engine import make_url
+
+        parsed: URL = make_url(url)
+    except Exception:
+        return None
+    return parsed.password if isinstance(parsed.password, str) and parsed.password else None
