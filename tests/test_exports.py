@@ -12,22 +12,75 @@ import framework.services
 import framework.testing
 from framework import ExitCode
 
-
-def test_top_level_exports() -> None:
-    assert set(framework.__all__) == {
+PUBLIC = {
+    "framework": {
         "Application",
+        "Bound",
         "ConfigError",
         "DependencyCycleError",
+        "Event",
+        "EventHandler",
         "ExitCode",
         "FrameworkError",
+        "LifecycleSettings",
+        "Outcome",
+        "Phase",
+        "ProcessSettings",
+        "RollingBack",
         "Service",
+        "ServiceCrashed",
         "ServiceError",
+        "ServiceHealthChanged",
+        "ServiceRestarted",
+        "ServiceRestarting",
+        "ServiceSettings",
+        "ServiceStartFailed",
+        "ServiceStarted",
+        "ServiceStarting",
         "ServiceState",
+        "ServiceStopFailed",
+        "ServiceStopped",
+        "ServiceStopping",
         "Settings",
         "ShutdownError",
+        "ShutdownFinished",
+        "ShutdownStarted",
         "StartupError",
-    }
-    assert isinstance(framework.__all__, tuple)
+        "StartupFinished",
+    },
+    "framework.services": {
+        "DatabaseService",
+        "DatabaseSettings",
+        "HttpService",
+        "HttpSettings",
+        "LoggingSettings",
+    },
+    "framework.testing": {"EventSpy", "Harness", "LeakError", "run_app", "run_app_sync"},
+}
+
+
+def test_the_public_names_are_the_contracts() -> None:
+    """The public API is exactly the names in the ``__all__`` tuples of the three public modules."""
+    for module in (framework, framework.services, framework.testing):
+        assert isinstance(module.__all__, tuple), module.__name__
+        assert set(module.__all__) == PUBLIC[module.__name__], module.__name__
+
+
+def test_every_other_module_is_private() -> None:
+    """A module that is not public has a name starting with ``_`` (itself or a package above)."""
+    from pathlib import Path
+
+    root = Path(framework.__file__).parent
+    public = {"framework", "framework.__main__", "framework.services", "framework.testing"}
+    leaked = []
+    for path in root.rglob("*.py"):
+        if "_app_template" in path.parts:
+            continue
+        parts = path.relative_to(root.parent).with_suffix("").parts
+        name = ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+        if name not in public and not any(p.startswith("_") for p in name.split(".")[1:]):
+            leaked.append(name)
+    assert not leaked, f"public by name but not by contract: {leaked}"
 
 
 @pytest.mark.parametrize("module", [framework, framework.services, framework.testing])
@@ -72,20 +125,8 @@ def test_app_main_parses_the_run_options(tmp_path, monkeypatch) -> None:  # type
     assert info.value.code == 78
 
 
-def test_module_paths_users_import_keep_working() -> None:
-    """The paths users, the template and the docs import from still give the same names."""
-    from framework._engine.events import EventBus, ShutdownStarted
-    from framework._engine.lifecycle import Lifecycle, LifecycleState, ServiceRecord
-    from framework._runtime.application import Application
-    from framework.services._logging import LoggingSettings, LogSink, log_event, setup_logging
-
-    assert Application is framework.Application
-    assert {Lifecycle, LifecycleState, ServiceRecord, EventBus, ShutdownStarted}
-    assert {LoggingSettings, LogSink, log_event, setup_logging}
-
-
 def test_importing_the_runner_does_not_load_the_cli() -> None:
-    """`framework._runtime.application` no longer imports `framework._cli.commands` (nor click) to be imported."""
+    """The runner (`framework._runtime.application`) imports neither the CLI nor click."""
     code = "import sys, framework._runtime.application; print('framework._cli.commands' in sys.modules, 'click' in sys.modules)"
     out = subprocess.run(
         [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60
