@@ -35,6 +35,9 @@ class Behaviour(BaseModel):
     # a library of this service takes the signals in start(): "asyncio" (loop.add_signal_handler
     # for SIGTERM) or "wakeup_fd" (signal.set_wakeup_fd to a socket of its own)
     take_signals: dict[str, str] = Field(default_factory=dict)
+    # the call ("start", "run" or "stop") of a service that cancels a helper task and awaits it
+    # without catching: the CancelledError escapes although nothing cancelled the service
+    stray_cancel: dict[str, str] = Field(default_factory=dict)
 
 
 class SampleSettings(Settings):
@@ -65,7 +68,20 @@ class Probe(Service):
         if self.name in self.b.start_error:
             raise RuntimeError(f"{self.name} cannot start")
         self._take_signals(self.b.take_signals.get(self.name))
+        await self._maybe_stray("start")
         self.log("started")
+
+    async def _maybe_stray(self, call: str) -> None:
+        """``task.cancel(); await task``, the CancelledError not caught (asyncio only)."""
+        if self.b.stray_cancel.get(self.name) != call:
+            return
+        import asyncio
+
+        self.log(f"stray {call}")
+        task = asyncio.get_running_loop().create_task(asyncio.sleep(3600))
+        await asyncio.sleep(0)
+        task.cancel()
+        await task
 
     def _take_signals(self, how: str | None) -> None:
         if how == "asyncio":
@@ -84,6 +100,9 @@ class Probe(Service):
             signal.set_wakeup_fd(self._socks[1].fileno())
 
     async def run(self) -> None:
+        if self.b.stray_cancel.get(self.name) == "run":
+            await anyio.sleep(0.2)
+            await self._maybe_stray("run")
         if self.name not in self.b.crash_after:
             await anyio.sleep_forever()
         await anyio.sleep(self.b.crash_after[self.name])
@@ -92,6 +111,7 @@ class Probe(Service):
 
     async def stop(self) -> None:
         self.log("stop")
+        await self._maybe_stray("stop")
         for i in range(self.b.log_on_stop.get(self.name, 0)):
             logger.info("{} shutdown line {}", self.name, i)
         if self.name in self.b.log_on_stop:

@@ -28,6 +28,7 @@ from typing import Any, Protocol
 import anyio
 from anyio.abc import TaskGroup
 
+from framework._engine.cancellation import is_stray, stray
 from framework._engine.errors import FrameworkError, ServiceError, ShutdownError, StartupError
 from framework._engine.events import (
     Bound,
@@ -240,10 +241,13 @@ class Lifecycle:
         try:
             await timer.run(service.start, deadline(began, bound.seconds))
         except anyio.get_cancelled_exc_class():
-            if not timer.expired:  # cancelled from outside, not by its bound
+            if is_stray():  # start() re-raised a cancellation of its own: a failed start
+                outcome, error = Outcome.FAILED, stray("start()")
+            elif not timer.expired:  # cancelled from outside, not by its bound
                 self._record_start(rec, Outcome.CANCELLED, None)
                 raise
-            outcome = Outcome.TIMED_OUT
+            else:
+                outcome = Outcome.TIMED_OUT
         except Exception as exc:
             outcome, error = Outcome.FAILED, exc
         self._record_start(rec, outcome, error)

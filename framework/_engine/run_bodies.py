@@ -16,6 +16,7 @@ from typing import Any
 
 import anyio
 
+from framework._engine.cancellation import is_stray, stray
 from framework._engine.errors import ServiceError, error_text
 from framework._engine.events import (
     Bound,
@@ -124,6 +125,10 @@ async def _run_once(run: Callable[[], object]) -> Exception | None:
     """Await ``run()``; what it raised, or None when it returned."""
     try:
         await run()  # type: ignore[misc]
+    except anyio.get_cancelled_exc_class():
+        if is_stray():  # a crash, not the shutdown: the restart policy applies
+            return stray("run()")
+        raise
     except Exception as exc:
         return exc
     return None
@@ -134,12 +139,17 @@ async def _bounded(
 ) -> tuple[Outcome, Exception | None, float]:
     """Await ``call()`` within ``bound``: its outcome, what it raised, how long it took."""
     began = anyio.current_time()
-    outcome, error = Outcome.OK, None
+    outcome = Outcome.OK
+    error: Exception | None = None
     try:
         with anyio.CancelScope(deadline=deadline(began, bound.seconds), shield=shield) as scope:
             await call()
         if scope.cancelled_caught:
             outcome = Outcome.TIMED_OUT
+    except anyio.get_cancelled_exc_class():
+        if not is_stray():
+            raise
+        outcome, error = Outcome.FAILED, stray(f"{getattr(call, '__name__', 'call')}()")
     except Exception as exc:
         outcome, error = Outcome.FAILED, exc
     return outcome, error, anyio.current_time() - began

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 
 import anyio
 
+from framework._engine.cancellation import is_stray, stray
 from framework._engine.detached import DetachedTasks
 from framework._engine.errors import ServiceError
 from framework._engine.events import (
@@ -135,17 +136,21 @@ class ReverseStop:
         self.inflight[name] = _InFlight(began, end, bound, scope)
         if end + STOP_GRACE < self.watch_until:
             self.wake.set()
-        outcome, error = Outcome.OK, None
+        outcome = Outcome.OK
+        error: Exception | None = None
         try:
             if plain:
                 await timer.run(rec.service.stop, end)
             else:
                 outcome = await self.stop_with_run(rec, end, scope)
         except anyio.get_cancelled_exc_class():
-            if not (plain and timer.expired):
+            if is_stray():  # stop() re-raised a cancellation of its own: a failed stop
+                outcome, error = Outcome.FAILED, stray("stop()")
+            elif not (plain and timer.expired):
                 self.record(rec, began, bound, Outcome.CANCELLED)  # forced by a second signal
                 raise
-            outcome = Outcome.TIMED_OUT
+            else:
+                outcome = Outcome.TIMED_OUT
         except Exception as exc:
             outcome, error = Outcome.FAILED, exc
         finally:
