@@ -72,8 +72,6 @@ MALFORMED = {
     "yaml billion laughs": ("default.yaml", BOMB, "expands to more than"),
     "yaml alias refers to itself": ("default.yaml", "a: &a {b: *a}\n", "refers to itself"),
     "not utf-8": ("default.toml", b'[http]\nhost = "caf\xe9"\n', "is not UTF-8 text"),
-    "empty": ("default.toml", "", "is empty"),
-    "only blank lines": ("default.yaml", "\n  \n", "is empty"),
     "top-level list": ("default.yaml", "- just\n- a list\n", "top level must be a mapping"),
     "top-level scalar": ("default.yaml", "hello\n", "top level must be a mapping"),
     "nul character": ("default.yaml", "a: b\x00\n", "is not allowed"),
@@ -119,10 +117,27 @@ def test_a_config_dir_that_is_a_file(tmp_path: Path) -> None:
     )
 
 
+@pytest.mark.parametrize(
+    ("name", "text"),
+    [
+        ("default.toml", ""),
+        ("default.toml", "# nothing to set yet\n\n"),
+        ("default.yaml", ""),
+        ("default.yaml", "\n  \n"),
+        ("default.yaml", "# nothing to set yet\n"),
+        ("default.yaml", "---\n# an empty document\n"),
+    ],
+)
+def test_an_empty_or_comment_only_file_sets_nothing(tmp_path: Path, name: str, text: str) -> None:
+    """An empty document, or one holding only comments, is valid: an empty layer."""
+    write(tmp_path / "config" / name, text)
+    loaded = load_settings(Settings)
+    assert loaded.files == [Path("config") / name]
+    assert loaded.settings == Settings()
+
+
 def test_comments_only_and_a_utf8_bom_are_fine(tmp_path: Path) -> None:
-    """A file of comments is an empty layer; a UTF-8 byte-order mark is accepted."""
-    write(tmp_path / "config/default.yaml", "# nothing to set yet\n")
-    assert load_settings(Settings).files == [Path("config/default.yaml")]
+    """A UTF-8 byte-order mark is accepted."""
     write(tmp_path / "other/default.toml", "\ufeff[http]\nport = 1234\n")
     assert load_settings(Settings, config_dir="other").settings.http.port == 1234
 
@@ -582,3 +597,38 @@ def test_fuzzed_hostile_shapes_never_crash(
     with contextlib.suppress(ConfigError):  # anything else fails the test
         load_settings(SampleSettings, config_dir=config)
     assert time.monotonic() - started < 1.0
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("where", ["dangling link", "/sys"])
+def test_a_log_file_that_cannot_be_opened_is_a_config_error(tmp_path: Path, where: str) -> None:
+    """A dangling link into a missing directory, a path under /sys: `check` and `run` exit 78
+    with one line naming the key and the path, no traceback, nothing started."""
+    if where == "dangling link":
+        (tmp_path / "app.log").symlink_to(tmp_path / "gone" / "app.log")
+        target = "app.log"
+    else:
+        if not Path("/sys/kernel").is_dir():
+            pytest.skip("no /sys here")
+        target = "/sys/kernel/app.log"
+    for command in ("check", "run"):
+        result = subprocess.run(
+            [sys.executable, "-m", "framework", command, "tests.sample_apps:App", "--set"]
+            + [f'logging.file="{target}"'],
+            cwd=tmp_path,
+            env=framework_env(),
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert result.returncode == 78, result.stderr
+        assert f"logging.file: '{target}' is invalid" in result.stderr
+        assert "Traceback" not in result.stderr and "ExceptionGroup" not in result.stderr
+    assert not (tmp_path / "gone").exists()
+
+
+def test_a_dangling_link_whose_directory_exists_is_fine(tmp_path: Path) -> None:
+    """Appending through a link to a file not yet written creates it: that is allowed."""
+    (tmp_path / "app.log").symlink_to(tmp_path / "real.log")
+    load_settings(Settings, overrides={"logging.file": str(tmp_path / "app.log")})
+    assert not (tmp_path / "real.log").exists()

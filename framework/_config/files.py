@@ -59,8 +59,6 @@ def environments(directory: Path) -> list[str]:
 def read(path: Path) -> dict[str, Any]:
     """The sections in ``path``; `FileProblem` when the file is not a usable configuration."""
     text = _text(path)
-    if not text.strip():
-        raise FileProblem(f"{path}: is empty; write settings in it, or delete it")
     data = _parse_toml(path, text) if path.suffix == ".toml" else _parse_yaml(path, text)
     if too_deep(data):
         raise FileProblem(_too_deep_message(path))
@@ -181,8 +179,8 @@ def _load_bounded(path: Path, text: str) -> Any:
     loader = _BoundedLoader(text)  # checks the characters: may raise a YAMLError already
     try:
         node = loader.get_single_node()
-        if node is None:  # only comments
-            return {}
+        if node is None or (node.tag == "tag:yaml.org,2002:null" and not node.value):
+            return {}  # no document, only comments, or an empty document ("---")
         if not isinstance(node, yaml.MappingNode):
             raise FileProblem(f"{path}: the top level must be a mapping of sections")
         _check_expansion(path, node)

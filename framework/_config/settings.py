@@ -241,33 +241,61 @@ _FILES = re.compile(r"(\d+)\s*files?", re.IGNORECASE)
 
 
 def _log_file_problem(path: Path) -> str | None:
-    """Why ``path`` cannot be opened for appending, found without creating anything; or None."""
+    """Why ``path`` cannot be opened for appending, found without leaving anything behind; or
+    None. An existing file is opened for appending (and closed); for a new one, a probe file is
+    created and removed in its nearest existing directory (``os.access`` answers yes to root on
+    a read-only or virtual file system such as ``/sys``)."""
     try:
+        if path.is_symlink() and not path.exists():  # a dangling link: appending creates its target
+            target = Path(os.path.realpath(path))
+            if target.is_symlink() or not target.parent.is_dir():
+                return f"is a link to {target}, which cannot be created (no such directory)"
+            problem = _probe_problem(target.parent)
+            return None if problem is None else f"is a link to {target}, which {problem}"
         if path.is_dir():
             return "is a directory; name a file in it, like app.log"
         if path.exists():
-            writable = os.access(path, os.W_OK)
-            return None if writable else "cannot be opened for appending: permission denied"
+            return _append_problem(path)
         ancestor = next((p for p in path.parents if p.exists()), Path(path.anchor or "."))
         if not ancestor.is_dir():
             return f"cannot be created: {ancestor} is a file, not a directory"
         if not os.access(ancestor, os.W_OK | os.X_OK):
             return f"cannot be created: the directory {ancestor} is not writable"
+        return _probe_problem(ancestor)
     except OSError as exc:
         return f"cannot be checked: {exc.strerror or exc}"
+
+
+def _append_problem(path: Path) -> str | None:
+    """Open an existing file for appending (never blocking on a FIFO), close it."""
+    flags = os.O_WRONLY | os.O_APPEND | os.O_NONBLOCK | os.O_NOCTTY
+    try:
+        os.close(os.open(path, flags))
+    except OSError as exc:
+        return f"cannot be opened for appending: {(exc.strerror or str(exc)).lower()}"
+    return None
+
+
+def _probe_problem(directory: Path) -> str | None:
+    """Create and remove a probe file in ``directory``: whether a file can be created there."""
+    import tempfile
+
+    try:
+        fd, probe = tempfile.mkstemp(prefix=".framework-probe-", dir=directory)
+    except OSError as exc:
+        return f"cannot be created in {directory}: {(exc.strerror or str(exc)).lower()}"
+    os.close(fd)
+    os.unlink(probe)
     return None
 
 
 def _loguru_parses(key: str, value: str, examples: str) -> None:
     """Raise ValueError when loguru cannot parse ``value`` as a rotation or retention."""
-    try:  # loguru's own parser (private, so only where it exists): no file is touched
-        from loguru._file_sink import FileSink
+    from framework._compat import loguru  # loguru's own parsers: no file is touched
 
-        make = getattr(FileSink, f"_make_{key}_function")
-    except (ImportError, AttributeError):
-        return
+    check = loguru.check_rotation if key == "rotation" else loguru.check_retention
     try:
-        make(value)
+        check(value)
     except (ValueError, TypeError, OverflowError):
         raise ValueError(f"loguru cannot parse this {key}; write it like {examples}") from None
 
