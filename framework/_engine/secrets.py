@@ -13,6 +13,7 @@ the rendered traceback), the ``--report`` file, CLI errors, wording that embeds 
 
 from __future__ import annotations
 
+import json
 import re
 import threading
 from collections.abc import Callable, Iterable, Iterator, Mapping
@@ -138,6 +139,24 @@ def mask_text(text: str, secrets: Iterable[str]) -> str:
 # -- the one masking path -------------------------------------------------------------------------
 
 
+_LINE_SHORTEST = 8  # a line of a multi-line secret shorter than this is too common to mask
+
+
+def written_forms(secret: str) -> set[str]:
+    """The ways ``secret`` can appear in a text: as it is, URL-quoted and unquoted, escaped as
+    ``repr()`` and JSON write it (backslashes, quotes, newlines; twice, for a repr inside a repr
+    or JSON inside a log record), and each line of a multi-line secret (a PEM key)."""
+    forms = {secret, unquote(secret), quote(secret, safe="")}
+    for _ in range(2):
+        forms |= {escaped for form in forms for escaped in _escaped(form)}
+    lines = {line.strip() for line in secret.splitlines()} if "\n" in secret else set()
+    return forms | {line for line in lines if len(line) >= _LINE_SHORTEST}
+
+
+def _escaped(text: str) -> tuple[str, ...]:
+    return (repr(text)[1:-1], json.dumps(text)[1:-1], json.dumps(text, ensure_ascii=False)[1:-1])
+
+
 class Masker:
     """Masks a fixed set of secret strings, and the password of any URL, in a text.
 
@@ -151,7 +170,7 @@ class Masker:
     def __init__(self, secrets: Iterable[str] = ()) -> None:
         found: set[str] = set()
         for secret in secrets:
-            found.update((secret, unquote(secret), quote(secret, safe="")))
+            found.update(written_forms(secret))
         # longest first, so a secret that contains another is masked whole
         self.secrets: tuple[str, ...] = tuple(
             sorted((s for s in found if len(s) >= _SHORTEST), key=len, reverse=True)
