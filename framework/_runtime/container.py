@@ -18,7 +18,7 @@ from dependency_injector import containers, providers
 from dependency_injector.errors import NonCopyableArgumentError
 
 from framework._config.settings import Settings
-from framework._engine.errors import FrameworkError, GraphError, StartupError
+from framework._engine.errors import GraphError, StartupError
 from framework._engine.graph import DependencyGraph
 from framework._engine.service import Service
 from framework._runtime import messages
@@ -33,21 +33,19 @@ def build_container(
     """An instance of ``container_class`` whose ``settings`` provider (if any) gives ``settings``.
 
     Raises `GraphError` (nothing started, exit 78) for a settings provider the application cannot
-    fill and for a ``wiring_config`` module that cannot be imported.
+    fill, a provider argument that cannot be copied, and a ``wiring_config`` module that cannot be
+    imported.
     """
     problems = settings_provider_problems(container_class, type(settings))
     if problems:
         raise GraphError("; ".join(problems))
     name = container_class.__name__
     try:
-        # the class's providers are deep-copied (a few objects per provider, no garbage), and the
-        # container wires itself when it has a wiring_config
+        # the class's providers are deep-copied, and the container wires itself when it has a
+        # wiring_config
         container = container_class()
     except NonCopyableArgumentError as exc:
-        raise FrameworkError(
-            f"{name}: {exc}; wrap the object in providers.Object(...) "
-            "(dependency-injector copies plain arguments when it creates the container)"
-        ) from None
+        raise GraphError(_not_copyable(container_class, exc)) from None
     except ImportError as exc:
         raise GraphError(
             f"{name}.wiring_config: cannot import {exc.name or exc}: {exc}; name modules that "
@@ -76,3 +74,32 @@ def create_services(
             raise StartupError([], message)
         services[name] = service
     return services
+
+
+def _not_copyable(
+    container_class: type[containers.DeclarativeContainer], exc: NonCopyableArgumentError
+) -> str:
+    """Which provider of ``container_class`` holds the argument that cannot be copied, and why."""
+    names = [
+        name
+        for name, provider in container_class.providers.items()
+        if provider is exc.provider or exc.provider in provider.traverse()
+    ]
+    where = f"provider {names[0]!r}" if names else repr(exc.provider)
+    argument = f"argument {exc.keyword!r}" if exc.keyword else f"argument {exc.index + 1}"
+    object_ = _argument(exc)
+    return (
+        f"{container_class.__name__}: {where}: its {argument} ({object_}) cannot be copied, and "
+        "dependency-injector copies plain arguments when it creates the container; wrap the "
+        f"object in providers.Object(...), or create it with a provider of its own"
+    )
+
+
+def _argument(exc: NonCopyableArgumentError) -> str:
+    """The type of the argument that could not be copied, e.g. ``a Starlette object``."""
+    provider: Any = exc.provider
+    try:
+        value = provider.kwargs[exc.keyword] if exc.keyword else provider.args[exc.index]
+    except (AttributeError, IndexError, KeyError):
+        return "an object"
+    return f"a {type(value).__name__} object"
