@@ -4,7 +4,8 @@ A page asks for a generated section with a marker on a line of its own:
 
 - ``<!-- generated: settings -->``: every setting of `framework.Settings`, from the models;
 - ``<!-- generated: cli -->``: every command and option of ``framework``, from click;
-- ``<!-- generated: api -->``: the public Python API, from signatures and docstrings.
+- ``<!-- generated: api -->``: the public Python API (the ``__all__`` of `framework`,
+  `framework.services` and `framework.testing`), from signatures and docstrings.
 
 The same functions are used by ``tests/test_docs.py``, which checks they cover everything.
 """
@@ -47,7 +48,7 @@ def on_page_markdown(markdown: str, page: Any, config: Any, files: Any) -> str:
 def settings_reference(settings_class: type[BaseModel] | None = None) -> str:
     """One table per section: key, type, default, environment variable, meaning."""
     if settings_class is None:
-        from framework._config.settings import Settings
+        from framework import Settings
 
         settings_class = Settings
     config = getattr(settings_class, "model_config", {})
@@ -78,7 +79,7 @@ def settings_reference(settings_class: type[BaseModel] | None = None) -> str:
 def settings_keys(settings_class: type[BaseModel] | None = None) -> Iterator[tuple[str, str]]:
     """Every (dotted key, environment variable) that `settings_reference` documents."""
     if settings_class is None:
-        from framework._config.settings import Settings
+        from framework import Settings
 
         settings_class = Settings
     config = getattr(settings_class, "model_config", {})
@@ -240,92 +241,199 @@ def _metavar(option: Any, ctx: Any) -> str:
 
 # -- API ------------------------------------------------------------------------------------------
 
-# (module, names) in the order the page shows them; a name with no docstring is still listed.
-API: tuple[tuple[str, str, tuple[str, ...]], ...] = (
-    ("framework", "The application", ("Application", "Service", "ServiceState", "Settings")),
-    ("framework", "Exit codes", ("ExitCode",)),
-    (
-        "framework._engine.errors",
-        "Errors",
+# The public modules, in the order the page shows them. Their `__all__` is the public API: the page
+# lists exactly those names, each under the path users import it from.
+PUBLIC_MODULES = ("framework", "framework.services", "framework.testing")
+
+# How the page groups each module's names (a heading and its names, in order). A public name not
+# grouped here still appears, under "More"; a name here that its module does not export is an error.
+GROUPS: dict[str, tuple[tuple[str, tuple[str, ...]], ...]] = {
+    "framework": (
+        ("The application", ("Application", "Service", "ServiceState", "ExitCode")),
+        ("Settings", ("Settings", "LifecycleSettings", "ServiceSettings", "ProcessSettings")),
         (
-            "FrameworkError",
-            "ConfigError",
-            "GraphError",
-            "DependencyCycleError",
-            "TargetError",
-            "ServiceError",
-            "StartupError",
-            "ShutdownError",
+            "Errors",
+            (
+                "FrameworkError",
+                "ConfigError",
+                "DependencyCycleError",
+                "ServiceError",
+                "StartupError",
+                "ShutdownError",
+            ),
+        ),
+        (
+            "Events",
+            (
+                "Event",
+                "EventHandler",
+                "Bound",
+                "Phase",
+                "Outcome",
+                "ServiceStarting",
+                "ServiceStarted",
+                "ServiceStartFailed",
+                "ServiceStopping",
+                "ServiceStopped",
+                "ServiceStopFailed",
+                "ServiceCrashed",
+                "ServiceRestarting",
+                "ServiceRestarted",
+                "ServiceHealthChanged",
+                "StartupFinished",
+                "RollingBack",
+                "ShutdownStarted",
+                "ShutdownFinished",
+            ),
         ),
     ),
-    (
-        "framework._engine.events",
-        "Events",
+    "framework.services": (
         (
-            "Bound",
-            "Phase",
-            "Outcome",
-            "ServiceStarting",
-            "ServiceStarted",
-            "ServiceStartFailed",
-            "ServiceStopping",
-            "ServiceStopped",
-            "ServiceStopFailed",
-            "ServiceCrashed",
-            "StartupFinished",
-            "RollingBack",
-            "ShutdownStarted",
-            "ShutdownFinished",
+            "Built-in services",
+            (
+                "HttpService",
+                "HttpSettings",
+                "DatabaseService",
+                "DatabaseSettings",
+                "LoggingSettings",
+            ),
         ),
     ),
-    ("framework._engine.readiness", "Readiness", ("AppState", "Readiness")),
-    ("framework._engine.graph", "The dependency graph", ("DependencyGraph",)),
-    (
-        "framework.services",
-        "Built-in services",
-        ("HttpService", "HttpSettings", "DatabaseService", "DatabaseSettings", "LoggingSettings"),
+    "framework.testing": (
+        ("Testing kit", ("run_app", "run_app_sync", "Harness", "EventSpy", "LeakError")),
     ),
-    (
-        "framework.services._http",
-        "HTTP service errors",
-        ("HttpServiceError", "ListenError", "RequestsCutOffError"),
+}
+
+# What a public name is, for the few whose object cannot carry a docstring (type aliases) or does not
+# have one yet. The object's own docstring wins whenever it has one.
+SUMMARIES: dict[str, str] = {
+    "framework.Event": "Any lifecycle event: the union of the event classes below.",
+    "framework.EventHandler": (
+        "What `Application.subscribe` takes: a quick, synchronous callable given each `Event`."
     ),
-    (
-        "framework.testing",
-        "Testing kit",
-        ("run_app", "run_app_sync", "Harness", "EventSpy", "LeakError"),
+    "framework.Phase": "The phase of a service an event is about: `start`, `stop` or `run`.",
+    "framework.Outcome": (
+        "How a phase ended: `ok`, `failed`, `timed out`, `cancelled` or `never started`."
     ),
-)
+    "framework.ServiceStarting": "A service's `start()` began.",
+    "framework.ServiceStarted": "A service's `start()` returned, after `duration` seconds.",
+    "framework.ServiceStopping": "A service's `stop()` began.",
+    "framework.ServiceStopped": "A service's `stop()` returned, after `duration` seconds.",
+    "framework.StartupFinished": (
+        "Startup ended after `duration` seconds: every service started (`ok`), or it failed."
+    ),
+    "framework.ShutdownFinished": (
+        "Shutdown ended after `duration` seconds; `ok` when every stop succeeded."
+    ),
+}
+
+
+def api_sections() -> list[tuple[str, str, list[tuple[str, Any]]]]:
+    """(module, heading, [(name, object)]) in page order: every name of every public ``__all__``."""
+    import importlib
+
+    sections: list[tuple[str, str, list[tuple[str, Any]]]] = []
+    for module_name in PUBLIC_MODULES:
+        module = importlib.import_module(module_name)
+        exported = list(module.__all__)
+        grouped: set[str] = set()
+        for heading, names in GROUPS.get(module_name, ()):
+            unknown = [name for name in names if name not in exported]
+            if unknown:
+                raise LookupError(f"{module_name} does not export {unknown} (docs/hooks.py GROUPS)")
+            grouped.update(names)
+            sections.append((module_name, heading, [(n, getattr(module, n)) for n in names]))
+        rest = [name for name in exported if name not in grouped]
+        if rest:
+            sections.append((module_name, "More", [(n, getattr(module, n)) for n in rest]))
+    return sections
 
 
 def api_reference() -> str:
-    """The public API, from signatures and docstrings."""
-    import importlib
-
+    """The public API: per group a table of names, then each name's signature and docstring."""
+    public = _public_objects()
     out: list[str] = []
-    for module_name, title, names in API:
-        module = importlib.import_module(module_name)
-        out += [f"## {title}", ""]
-        for name in names:
-            out += _object_section(module_name, name, getattr(module, name))
+    for module_name, heading, objects in api_sections():
+        out += [f"## {heading}", "", f"Import from `{module_name}`.", ""]
+        out += ["| name | what it is |", "|---|---|"]
+        for name, obj in objects:
+            path = f"{module_name}.{name}"
+            anchor = re.sub(r"[^a-z0-9_-]", "", path.lower())
+            out.append(f"| [`{path}`](#{anchor}) | {_escape_pipes(_summary(path, obj))} |")
+        out.append("")
+        for name, obj in objects:
+            out += _object_section(module_name, name, obj, public)
     return "\n".join(out).rstrip() + "\n"
 
 
 def api_names() -> list[str]:
-    """``module.name`` of everything `api_reference` documents."""
-    return [f"{module}.{name}" for module, _, names in API for name in names]
+    """``module.name`` of everything `api_reference` documents: exactly the public ``__all__``."""
+    return [f"{module}.{name}" for module, _, objects in api_sections() for name, _ in objects]
 
 
-def _object_section(module_name: str, name: str, obj: Any) -> list[str]:
+def _public_objects() -> list[tuple[str, Any]]:
+    return [(name, obj) for _, _, objects in api_sections() for name, obj in objects]
+
+
+def _summary(path: str, obj: Any) -> str:
+    """The first paragraph of the object's own docstring, else its entry in `SUMMARIES`."""
+    own = _own_doc(obj)
+    summary = _inline(own) if own else SUMMARIES.get(path, "")
+    if not summary:
+        raise LookupError(f"{path} has no docstring: write one (or add it to SUMMARIES)")
+    return summary
+
+
+def _own_doc(obj: Any) -> str | None:
+    """The docstring written for ``obj`` itself: not a dataclass's generated one, not its type's."""
+    if inspect.isclass(obj):
+        doc = obj.__dict__.get("__doc__")
+    elif inspect.isfunction(obj) or inspect.ismethod(obj):
+        doc = inspect.getdoc(obj)
+    else:
+        return None  # an alias: its __doc__ is that of its type (`types.UnionType`, ...)
+    if not doc or doc.startswith(f"{getattr(obj, '__name__', '')}("):  # a dataclass's default
+        return None
+    return str(doc)
+
+
+def _object_section(
+    module_name: str, name: str, obj: Any, public: list[tuple[str, Any]]
+) -> list[str]:
     out = [f"### `{module_name}.{name}`", ""]
+    own = _own_doc(obj)
     if inspect.isclass(obj):
         out += ["```python", _class_signature(obj), "```", ""]
-        out += _doc(obj)
+        out += [_md(inspect.cleandoc(own)), ""] if own else [SUMMARIES[f"{module_name}.{name}"], ""]
         out += _class_members(obj)
-    else:
+    elif callable(obj) and not typing.get_origin(obj):
         out += ["```python", *_function_header(name, obj), "```", ""]
-        out += _doc(obj)
+        out += [_md(inspect.cleandoc(own)), ""] if own else [SUMMARIES[f"{module_name}.{name}"], ""]
+    else:
+        alias = _alias_name(obj, [(n, o) for n, o in public if o is not obj])
+        if len(f"{name} = {alias}") > 88 and " | " in alias:  # a long union: one member a line
+            first, *more = alias.split(" | ")
+            alias = "(\n    " + "\n    | ".join([first, *more]) + "\n)"
+        out += ["```python", f"{name} = {alias}", "```", ""]
+        out += [SUMMARIES[f"{module_name}.{name}"], ""]
     return out
+
+
+def _alias_name(annotation: Any, public: list[tuple[str, Any]]) -> str:
+    """A type alias spelt with public names (``Callable[[Event], None]``)."""
+    for name, obj in public:
+        if annotation is obj or (typing.get_origin(obj) and annotation == obj):
+            return name
+    if isinstance(annotation, list):
+        return f"[{', '.join(_alias_name(a, public) for a in annotation)}]"
+    origin = typing.get_origin(annotation)
+    args = typing.get_args(annotation)
+    if origin in (typing.Union, types.UnionType):
+        return " | ".join(_alias_name(a, public) for a in args)
+    if origin is not None:
+        name = getattr(origin, "__name__", str(origin))
+        return f"{name}[{', '.join(_alias_name(a, public) for a in args)}]"
+    return _type_name(annotation)
 
 
 def _function_header(name: str, func: Any) -> list[str]:
@@ -417,20 +525,28 @@ def _class_members(cls: type) -> list[str]:
     out: list[str] = []
     attr_docs = _attribute_docs(cls)
     if issubclass(cls, enum.Enum):
-        out += ["| member | value | meaning |", "|---|---|---|"]
+        meaning = any(member.name in attr_docs for member in cls)  # no column of empty cells
+        out += ["| member | value | meaning |", "|---|---|---|"] if meaning else []
+        out += [] if meaning else ["| member | value |", "|---|---|"]
         for member in cls:
-            doc = attr_docs.get(member.name, "")
-            out.append(f"| `{member.name}` | `{member.value!r}` | {_escape_pipes(_md(doc))} |")
+            row = f"| `{member.name}` | `{member.value!r}` |"
+            if meaning:
+                row += f" {_escape_pipes(_md(attr_docs.get(member.name, '')))} |"
+            out.append(row)
         return [*out, ""]
     skip: set[str] = set()
     if dataclasses.is_dataclass(cls):
         fields = [f for f in dataclasses.fields(cls) if not f.name.startswith("_")]
         skip = {f.name for f in dataclasses.fields(cls)}
         if fields:
-            out += ["| field | type | meaning |", "|---|---|---|"]
+            meaning = any(f.name in attr_docs for f in fields)  # no column of empty cells
+            out += ["| field | type | meaning |", "|---|---|---|"] if meaning else []
+            out += [] if meaning else ["| field | type |", "|---|---|"]
             for f in fields:
-                doc = _escape_pipes(_inline(attr_docs.get(f.name)))
-                out.append(f"| `{f.name}` | `{f.type}` | {doc} |")
+                row = f"| `{f.name}` | `{f.type}` |"
+                if meaning:
+                    row += f" {_escape_pipes(_inline(attr_docs.get(f.name)))} |"
+                out.append(row)
             out.append("")
     if issubclass(cls, BaseModel):
         out += [
@@ -495,13 +611,6 @@ def _attribute_docs(cls: type) -> dict[str, str]:
             if isinstance(target, ast.Name):
                 docs[target.id] = inspect.cleandoc(doc.value.value)  # type: ignore[attr-defined]
     return docs
-
-
-def _doc(obj: Any) -> list[str]:
-    doc = obj.__doc__ if inspect.isclass(obj) else inspect.getdoc(obj)
-    if not doc or doc.startswith(f"{getattr(obj, '__name__', '')}("):  # a dataclass's default
-        return []
-    return [_md(inspect.cleandoc(doc)), ""]
 
 
 def _inline(doc: str | None) -> str:

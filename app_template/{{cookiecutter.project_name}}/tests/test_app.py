@@ -1,5 +1,9 @@
 """The service, started for real in-process by the framework's testing kit."""
 
+import subprocess
+import sys
+from pathlib import Path
+
 import pytest
 
 from framework.testing import run_app
@@ -37,11 +41,16 @@ async def test_ready(framework_client):
 {% endif %}
 
 def test_start_order():
-    from framework._runtime.discovery import discover_graph, service_providers
-
-    from {{ cookiecutter.package_name }}.container import Container
-
-    graph = discover_graph(service_providers(Container))
-{% if cookiecutter.include_database == "yes" %}    assert graph.layers() == [["db"], ["http", "worker"]]
-{% else %}    assert graph.layers() == [["http", "worker"]]
+    """`framework check` creates no service: it checks the settings and the dependency graph,
+    then prints the start order, one line per layer."""
+    check = subprocess.run(
+        [sys.executable, "-m", "framework", "check", "{{ cookiecutter.package_name }}.app:App"],
+        cwd=Path(__file__).resolve().parent.parent,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert check.returncode == 0, check.stderr
+{% if cookiecutter.include_database == "yes" %}    assert check.stdout.splitlines() == ["0: db", "1: http worker"]
+{% else %}    assert check.stdout.splitlines() == ["0: http worker"]
 {% endif %}
