@@ -1,6 +1,6 @@
 """``python -m framework``: the same as the ``framework`` command."""
 
-from framework._cli.commands import main
+from framework._cli import main
 
 if __name__ == "__main__":
     main()

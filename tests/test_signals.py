@@ -321,3 +321,25 @@ async def test_watcher_hands_every_signal_to_the_loop_without_waiting() -> None:
         while len(on_loop) < 3:
             await anyio.sleep(0.01)
     assert on_loop == [(signal.SIGUSR1, 0), (signal.SIGTERM, 1), (signal.SIGUSR2, 1)]
+
+
+@SLOW
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
+def test_a_signal_while_the_app_is_still_importing_exits_0_with_one_line(
+    tmp_path: Path, sig: signal.Signals
+) -> None:
+    """Before the handlers are installed (the app's imports take long): exit 0 at once, one line
+    on stderr, no traceback; not death by signal (143) or a KeyboardInterrupt."""
+    mark = tmp_path / "mark"
+    proc = _process.spawn(
+        tmp_path, "run", "tests.slow_import_app:App", env={"SLOW_IMPORT_MARK": str(mark)}
+    )
+    deadline = time.monotonic() + 30
+    while not mark.exists() and time.monotonic() < deadline:
+        time.sleep(0.01)
+    proc.send_signal(sig)
+    code, err = finish(proc, timeout=10)
+    assert code == 0, err
+    assert err.strip().splitlines() == [
+        f"framework: {sig.name} before startup: nothing had started; exit code 0"
+    ]

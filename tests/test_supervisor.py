@@ -40,6 +40,11 @@ APP = textwrap.dedent(
     BROKEN = False
     if BROKEN:
         raise RuntimeError("this version of the app is broken")
+    SLOW = False
+    if SLOW:  # an import that takes long (a big dependency tree on a loaded machine)
+        import time
+        os.write(2, f"worker {os.getpid()} importing slowly\\n".encode())
+        time.sleep(30)
 
     DELAY = float(os.environ.get("APP_TEST_DELAY", "0.02"))
 
@@ -333,6 +338,21 @@ def test_a_broken_new_version_leaves_the_old_workers_serving(supervised: Any) ->
     assert all(not gone(pid) for pid in old)
     sup.send(signal.SIGTERM)
     assert sup.finish() == 0, "\n".join(sup.lines)
+
+
+def test_sigterm_while_a_new_worker_is_still_importing_is_a_clean_stop(supervised: Any) -> None:
+    """SIGTERM in the middle of a rolling restart, the new worker still importing: it ends with
+    exit 0 (not by the signal), and the supervisor exits 0 after an otherwise clean stop."""
+    sup = supervised(1)
+    sup.wait_line("1 worker(s) ready")
+    sup.app.write_text(sup.app.read_text().replace("SLOW = False", "SLOW = True"))
+    sup.send(signal.SIGHUP)
+    sup.wait_line("importing slowly")
+    sup.send(signal.SIGTERM)
+    assert sup.finish() == 0, "\n".join(sup.lines)
+    assert not any(
+        "signal" in line and "SIGTERM" in line and "killed" in line for line in sup.lines
+    )
 
 
 def test_a_second_signal_forces_the_workers_and_exits_130(supervised: Any) -> None:

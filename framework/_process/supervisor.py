@@ -35,6 +35,7 @@ from framework._engine.exitcode import ExitCode
 from framework._process.listeners import Listener, bind_listeners, http_listen_settings
 from framework._process.workers import Pool, Worker
 from framework._runtime.logs import log_worker_pid
+from framework._runtime.signals import handlers_taken
 from framework._runtime.systemd import Notifier
 
 if TYPE_CHECKING:
@@ -233,6 +234,7 @@ class Supervisor:
         self._wake_r.setblocking(False)
         self._wake_w.setblocking(False)
         self._selector.register(self._wake_r, selectors.EVENT_READ)
+        handlers_taken()
         signal.set_wakeup_fd(self._wake_w.fileno(), warn_on_full_buffer=False)
         previous: dict[signal.Signals, Any] = {}
         for sig in SIGNALS:

@@ -80,10 +80,12 @@ def _not_copyable(
     container_class: type[containers.DeclarativeContainer], exc: NonCopyableArgumentError
 ) -> str:
     """Which provider of ``container_class`` holds the argument that cannot be copied, and why."""
+    held: object = exc.provider
+    found: dict[str, Any] = dict(container_class.providers)
     names = [
         name
-        for name, provider in container_class.providers.items()
-        if provider is exc.provider or exc.provider in provider.traverse()
+        for name, provider in found.items()
+        if provider is held or any(p is held for p in provider.traverse())
     ]
     where = f"provider {names[0]!r}" if names else repr(exc.provider)
     argument = f"argument {exc.keyword!r}" if exc.keyword else f"argument {exc.index + 1}"

@@ -97,6 +97,38 @@ class LoopHandle:
         return None
 
 
+_early_over = False
+
+
+def exit_if_early() -> None:
+    """Until `handlers_taken`: SIGTERM or SIGINT ends the process at once, exit 0, one line.
+
+    Installed first thing by the command line, while the framework and the application are still
+    being imported. Restored later as the previous handler, it does nothing: the run is over and
+    its exit code stands.
+    """
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, _exit_early)
+
+
+def handlers_taken() -> None:
+    """The application (or the supervisor) now handles the signals itself."""
+    global _early_over
+    _early_over = True
+
+
+def _exit_early(signum: int, frame: FrameType | None) -> None:
+    if _early_over:
+        return
+    name = signal.Signals(signum).name
+    try:
+        os.write(
+            2, f"framework: {name} before startup: nothing had started; exit code 0\n".encode()
+        )
+    finally:
+        os._exit(0)
+
+
 class SignalWatcher:
     """Handlers for ``signals`` (and `USER_SIGNALS`), acted on from a daemon thread.
 
@@ -145,6 +177,7 @@ class SignalWatcher:
         """Take over the signals; False (and nothing done) outside the main thread."""
         if threading.current_thread() is not threading.main_thread():
             return False
+        handlers_taken()
         read, write = os.pipe()
         os.set_blocking(write, False)
         self._pipe = (read, write)
