@@ -231,6 +231,31 @@ def test_sigusr1_reopens_the_log_file_for_logrotate(tmp_path: Path, backend: str
     assert_ends_with_exit(new, 0)
 
 
+def test_a_reopen_that_fails_says_so_and_the_final_lines_tell_where_lines_went(
+    tmp_path: Path,
+) -> None:
+    """logrotate renamed the file and a directory now stands at its path: SIGUSR1 says it could
+    not reopen (not "reopened"), the app keeps running on the old file, and before the final line
+    one warning says the lines since went to the file opened before (not "lost 0 line(s)")."""
+    proc = launch(tmp_path)
+    journal(tmp_path, "app ready")
+    (tmp_path / "app.log").rename(tmp_path / "app.log.1")
+    (tmp_path / "app.log").mkdir()
+    proc.send_signal(signal.SIGUSR1)
+    deadline = time.monotonic() + 10
+    while "SIGUSR1" not in log_of(tmp_path, "app.log.1") and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert proc.poll() is None
+    proc.send_signal(signal.SIGTERM)
+    code, err, _ = ended(proc, 15)
+    old = log_of(tmp_path, "app.log.1")
+    assert f"could not reopen {tmp_path / 'app.log'} (IsADirectoryError" in old, old
+    assert "SIGUSR1: reopened" not in old and "lost 0 line" not in err
+    assert f"log file {tmp_path / 'app.log'} could not be reopened at the last SIGUSR1" in err
+    assert code == 1, err
+    assert_ends_with_exit(err, 1)
+
+
 @pytest.mark.parametrize("backend", BACKENDS)
 def test_sigusr2_logs_each_service_state_and_keeps_running(tmp_path: Path, backend: str) -> None:
     """SIGUSR2 logs one status line per service; the app keeps running until SIGTERM."""

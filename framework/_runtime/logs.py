@@ -152,6 +152,8 @@ class GuardedSink:
         self._swap = threading.Lock()
         self.lost = 0
         self.error: BaseException | None = None
+        self.reopen_error: BaseException | None = None
+        """Why the last `reopen` failed (the lines since went to the file opened before)."""
 
     def write(self, message: str) -> None:
         try:
@@ -178,18 +180,19 @@ class GuardedSink:
             except (OSError, ValueError, AttributeError):
                 pass  # stderr is gone too: the count still tells
 
-    def reopen(self) -> None:
+    def reopen(self) -> BaseException | None:
         """A new sink from the opener (the file at the same path, created anew), then the old
-        one closed. An open that fails keeps the old sink and is reported once."""
+        one closed: None. An open that fails keeps the old sink: the error (`reopen_error`)."""
         try:
             new = self._opener()
         except (OSError, ValueError) as exc:
-            self._failed(exc)
-            self.lost -= 1  # no line was lost by the failed open itself
-            return
+            self.reopen_error = exc
+            return exc
+        self.reopen_error = None
         with self._swap:
             old, self._sink = self._sink, new
         self._stop(old)
+        return None
 
     def stop(self) -> None:
         """Close the real sink (called by loguru when the handler is removed)."""
@@ -224,20 +227,23 @@ class LogSink:
         return [Loss(s.name, s.lost, s.error) for s in self.sinks if s.error is not None]
 
     def report_losses(self, log: Logger) -> bool:
-        """Log one warning per sink that lost lines (before the final line); True if any did."""
-        from framework._runtime.messages import lines_lost
+        """Log one warning per sink that lost lines or could not be reopened (before the final
+        line); True if any did."""
+        from framework._runtime.messages import lines_lost, not_reopened_since
 
         losses = self.losses()
         for loss in losses:
             log.warning(lines_lost(loss.sink, loss.lines, loss.error))
-        return bool(losses)
+        stale = [s for s in self.sinks if s.reopen_error is not None]
+        for sink in stale:
+            assert sink.reopen_error is not None
+            log.warning(not_reopened_since(sink.name, sink.reopen_error))
+        return bool(losses or stale)
 
-    def reopen(self) -> list[str]:
-        """Reopen every file sink (logrotate renamed the file); returns their names."""
-        files = [s for s in self.sinks if s.name != "stderr"]
-        for sink in files:
-            sink.reopen()
-        return [s.name for s in files]
+    def reopen(self) -> list[tuple[str, BaseException | None]]:
+        """Reopen every file sink (logrotate renamed the file): each one's name, and why it could
+        not be reopened (None when it was)."""
+        return [(s.name, s.reopen()) for s in self.sinks if s.name != "stderr"]
 
     async def flush(self, *, fallback: bool = True) -> None:
         """Wait for every queued and coroutine sink to finish, then remove the handlers."""
@@ -284,9 +290,11 @@ def restore_fallback() -> None:
     """Keep warnings visible after shutdown, as loguru's default handler would."""
     from loguru import logger
 
+    from framework._compat.loguru import has_handlers
+
     global _fallback_id
     logging.getLogger().removeHandler(_QUIET)
-    if not logger._core.handlers:  # type: ignore[attr-defined]
+    if not has_handlers():
         _fallback_id = logger.add(
             sys.stderr, level="WARNING", format=_text, backtrace=False, diagnose=False
         )
@@ -380,12 +388,12 @@ def _sinks(settings: LoggingSettings) -> list[GuardedSink]:
         sinks.append(GuardedSink("stderr", lambda: stream, report=False))
     file = settings.file
     if file is not None:
-        from loguru._file_sink import FileSink
+        from framework._compat.loguru import file_sink
 
         file.parent.mkdir(parents=True, exist_ok=True)
 
         def open_file() -> Any:
-            return FileSink(  # type: ignore[no-untyped-call]
+            return file_sink(
                 file, rotation=settings.rotation, retention=settings.retention, encoding="utf-8"
             )
 

@@ -8,7 +8,7 @@ own lines (logger ``framework.application``), whichever module writes them. The 
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -59,6 +59,7 @@ __all__ = (
     "lines_lost",
     "log_event",
     "log_reopened",
+    "not_reopened_since",
     "log_starting",
     "not_a_service",
     "not_created",
@@ -190,11 +191,23 @@ def lines_lost(sink: str, lines: int, error: BaseException) -> str:
     return f"log sink {sink} lost {lines} line(s): {error_text(error)}"
 
 
-def log_reopened(files: list[str]) -> str:
+def log_reopened(results: list[tuple[str, BaseException | None]]) -> str:
+    if not results:
+        return "received SIGUSR1: no log file to reopen"
+    reopened = [name for name, error in results if error is None]
+    failed = [f"{name} ({error_text(error)})" for name, error in results if error is not None]
+    said = [f"reopened {', '.join(reopened)}"] if reopened else []
+    if failed:
+        said.append(
+            f"could not reopen {', '.join(failed)}: still writing to the file opened before"
+        )
+    return "received SIGUSR1: " + "; ".join(said)
+
+
+def not_reopened_since(sink: str, error: BaseException) -> str:
     return (
-        f"received SIGUSR1: reopened {', '.join(files)}"
-        if files
-        else ("received SIGUSR1: no log file to reopen")
+        f"log file {sink} could not be reopened at the last SIGUSR1 ({error_text(error)}): the "
+        "lines since went to the file it had open before (renamed or removed by then)"
     )
 
 
@@ -228,7 +241,7 @@ def log_event(event: Event) -> None:
     from loguru import logger
 
     # one event per service and phase: skipped before any record is built when no sink wants it
-    if _PER_SERVICE_LEVEL.get(type(event), 100) < logger._core.min_level:  # type: ignore[attr-defined]
+    if not _logs_kind(type(event)):
         return
     log = logger.bind(logger_name=ENGINE_LOGGER, event=type(event).__name__)
     match event:
@@ -285,14 +298,14 @@ def log_event(event: Event) -> None:
 
 def _logs_kind(kind: type) -> bool:
     """Whether `log_event` would log an event of ``kind`` (asked at each event: sinks change)."""
-    if not _LOGURU_CORE:
-        from loguru import logger
+    if not _MIN_LEVEL:
+        from framework._compat.loguru import min_level
 
-        _LOGURU_CORE.append(logger._core)  # type: ignore[attr-defined]
-    return bool(_PER_SERVICE_LEVEL.get(kind, 100) >= _LOGURU_CORE[0].min_level)
+        _MIN_LEVEL.append(min_level)
+    return _PER_SERVICE_LEVEL.get(kind, 100) >= _MIN_LEVEL[0]()
 
 
-_LOGURU_CORE: list[Any] = []  # loguru's one core: its min_level follows the sinks added and removed
+_MIN_LEVEL: list[Callable[[], float]] = []  # the lowest level any sink takes, asked of loguru
 
 
 log_event.takes = _logs_kind  # type: ignore[attr-defined]
