@@ -107,7 +107,9 @@ async def test_diamond_starts_in_order_and_stops_in_exact_reverse() -> None:
 
 
 async def test_diamond_is_ready_on_the_critical_path() -> None:
-    """Start times 0.3/0.5/0.5/0.3: b and c overlap, so ready takes ~1.1 s, not the serial 1.6 s."""
+    """Start and stop times 0.3/0.5/0.5/0.3: b and c overlap (each begins before the other ends),
+    so the walk takes the critical path, not the serial sum. Checked as an order of events, which
+    a loaded machine cannot break, not as a window of seconds."""
     journal: list[tuple[str, str, float]] = []
     delays = {"a": 0.3, "b": 0.5, "c": 0.5, "d": 0.3}
     lc = build(
@@ -115,17 +117,16 @@ async def test_diamond_is_ready_on_the_critical_path() -> None:
         journal,
         options={n: {"start_delay": t, "stop_delay": t} for n, t in delays.items()},
     )
-    began = anyio.current_time()
     await lc.start()
-    ready = anyio.current_time() - began
     # b and c run at the same time: each began before the other finished
     assert when(journal, "b", "start") < when(journal, "c", "started")
     assert when(journal, "c", "start") < when(journal, "b", "started")
-    assert 1.1 <= ready < 1.6, ready
-    began = anyio.current_time()
+    assert when(journal, "d", "start") >= max(
+        when(journal, "b", "started"), when(journal, "c", "started")
+    )
     await lc.stop()
-    assert 1.1 <= anyio.current_time() - began < 1.6
     assert when(journal, "b", "stop") < when(journal, "c", "stopped")
+    assert when(journal, "c", "stop") < when(journal, "b", "stopped")
     assert when(journal, "a", "stop") >= max(
         when(journal, "b", "stopped"), when(journal, "c", "stopped")
     )

@@ -143,7 +143,7 @@ async def test_run_that_fails_twice_then_works_is_restarted_with_doubling_backof
         stopped = [t for t, _ in of(events, ServiceStopped)]
         starting = [t for t, _ in of(events, ServiceStarting)][1:]
         gaps = [b - a for a, b in zip(stopped, starting, strict=True)]
-        assert 0.05 <= gaps[0] < 2.0 and 0.1 <= gaps[1] < 2.1, gaps
+        assert gaps[0] >= 0.05 and gaps[1] >= 0.1, gaps  # each backoff waited in full
         assert [r.cause for r in lifecycle.records["w"].restarts] == [
             "ConnectionError: transient failure 1",
             "ConnectionError: transient failure 2",

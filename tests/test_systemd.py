@@ -180,9 +180,10 @@ def test_a_child_process_sends_ready_watchdog_and_stopping(
     kinds = [kind for _, kind in messages]
     assert kinds[0] == "READY=1" and kinds[-1] == "STOPPING=1"
     pings = [at for at, kind in messages if kind == "WATCHDOG=1"]
-    assert 3 <= len(pings) <= 8  # every 0.1 s over 0.5 s
+    assert 2 <= len(pings) <= 8  # every 0.1 s over 0.5 s (fewer when the machine is loaded)
     gaps = sorted(b - a for a, b in itertools.pairwise(pings))
-    assert 0.05 < gaps[len(gaps) // 2] < 0.3, gaps  # the median: the first ones may queue up
+    # the median: never faster than the period (the first ones may queue up); slower only by load
+    assert 0.05 < gaps[len(gaps) // 2] < 1.0, gaps
 
 
 # -- socket activation --------------------------------------------------------------------------
