@@ -70,9 +70,9 @@ def timeline(records: Iterable[ServiceRecord] | None) -> list[dict[str, Any]]:
 
 def logs_info() -> bool:
     """Whether any log sink takes INFO records (the timeline's level)."""
-    from loguru import logger
+    from framework._compat.loguru import min_level
 
-    return bool(logger._core.min_level <= _INFO)  # type: ignore[attr-defined]
+    return min_level() <= _INFO
 
 
 _INFO = 20

@@ -67,6 +67,8 @@ def settings_provider_problems(
 
 def _reads(start: Any, config: Any) -> bool:
     """Whether ``config`` (a Configuration) or one of its options is reachable from ``start``."""
+    from framework._compat.dependency_injector import option_root
+
     seen: set[int] = set()
     stack = [start]
     while stack:
@@ -75,7 +77,7 @@ def _reads(start: Any, config: Any) -> bool:
             continue
         seen.add(id(p))
         if p is config or (
-            isinstance(p, providers.ConfigurationOption) and p._get_root() is config
+            isinstance(p, providers.ConfigurationOption) and option_root(p) is config
         ):
             return True
         stack.extend(getattr(p, "related", ()))

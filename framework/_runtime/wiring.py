@@ -298,17 +298,12 @@ def _provider_ids(container: Any) -> set[int]:
 
 def _wired_to(module: ModuleType, mine: set[int]) -> bool:
     """Whether the module's injections are bound to providers of this container."""
-    registry = di_wiring._patched_registry
-    for fn in registry.get_callables_from_module(module):
-        patched = registry.get_callable(fn)
-        for provider in getattr(patched, "injections", {}).values():
-            if _reaches(provider, mine):
-                return True
-    for attribute in registry.get_attributes_from_module(module):
-        value = getattr(attribute.member, attribute.name, None)
-        if isinstance(value, providers.Provider) and _reaches(value, mine):
-            return True
-    return False
+    from framework._compat.dependency_injector import injected
+
+    return any(
+        isinstance(value, providers.Provider) and _reaches(value, mine)
+        for value in injected(module)
+    )
 
 
 def _reaches(provider: Any, mine: set[int]) -> bool:

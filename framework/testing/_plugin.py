@@ -72,8 +72,9 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
         return
     if not _FIXTURES & set(metafunc.fixturenames) and not _uses_run_app(metafunc.module):
         return
-    definitions = metafunc._arg2fixturedefs.get("anyio_backend", ())
-    if definitions and definitions[-1].func.__module__ == "anyio.pytest_plugin":
+    from framework._compat.pytest import fixture_module
+
+    if fixture_module(metafunc, "anyio_backend") == "anyio.pytest_plugin":
         metafunc.parametrize("anyio_backend", ["asyncio"], scope="module")
 
 

@@ -21,11 +21,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import math
 import socket
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from framework.services._http._connections import Connections
 
 if TYPE_CHECKING:
     import uvicorn
@@ -44,6 +47,7 @@ _ACCEPT_MAX = 65536
 class DrainPlan:
     """What the service tells its server about the drain to come (event-loop times)."""
 
+    connections: Connections = field(default_factory=Connections)
     listener: socket.socket | None = None
     cut_at: float = math.inf  # requests still running then are cut off by the service
     abort_at: float = math.inf  # transports still open then are aborted
@@ -68,7 +72,9 @@ class DrainPlan:
             await asyncio.sleep(0)
         accepted = close_listeners(server, listener)
         if accepted:
-            factory = _protocol_factory(server)
+            from framework._compat.uvicorn import new_connection
+
+            factory = functools.partial(new_connection, server)
             for conn in accepted:
                 task = loop.create_task(_serve_accepted(loop, factory, conn))
                 self.handing_over.add(task)
@@ -84,7 +90,9 @@ class DrainPlan:
             if not self.handing_over or loop.time() >= self.cut_at:
                 break
         window_end = min(loop.time() + LAME_DUCK, self.cut_at)
-        self.aborted += await drain(server, window_end=window_end, abort_at=self.abort_at)
+        self.aborted += await drain(
+            server, self.connections, window_end=window_end, abort_at=self.abort_at
+        )
 
 
 def close_listeners(server: uvicorn.Server, listener: socket.socket | None) -> list[socket.socket]:
@@ -92,14 +100,15 @@ def close_listeners(server: uvicorn.Server, listener: socket.socket | None) -> l
 
     Synchronous, so that nothing is queued between the last accept and the close.
     """
+    from framework._compat.uvicorn import close_servers
+
     accepted: list[socket.socket] = []
     if listener is not None and listener.fileno() != -1:
         with contextlib.suppress(OSError):  # BlockingIOError: the queue is empty
             listener.setblocking(False)
             while len(accepted) < _ACCEPT_MAX:
                 accepted.append(listener.accept()[0])
-    for listening in getattr(server, "servers", ()):
-        listening.close()
+    close_servers(server)
     if listener is not None:
         listener.close()
     return accepted
@@ -116,62 +125,40 @@ async def _serve_accepted(
         conn.close()  # the client went away meanwhile
 
 
-def _protocol_factory(server: uvicorn.Server) -> Callable[[], asyncio.Protocol]:
-    """What uvicorn's ``startup()`` gives ``create_server``: the HTTP protocol of this server."""
-    config = server.config
-
-    def create_protocol() -> asyncio.Protocol:
-        protocol_class: Any = config.http_protocol_class
-        protocol: asyncio.Protocol = protocol_class(
-            config=config, server_state=server.server_state, app_state=server.lifespan.state
-        )
-        return protocol
-
-    return create_protocol
-
-
-def _is_http(connection: Any) -> bool:
-    return hasattr(connection, "cycle")  # uvicorn's HTTP protocols; websocket ones have none
-
-
-def _idle(connection: Any) -> bool:
-    cycle = connection.cycle
-    return cycle is None or bool(cycle.response_complete)
-
-
-async def drain(server: uvicorn.Server, *, window_end: float, abort_at: float) -> int:
+async def drain(
+    server: uvicorn.Server, connections: Connections, *, window_end: float, abort_at: float
+) -> int:
     """Steps 2 to 4 above; ``window_end`` and ``abort_at`` are event-loop times. Returns how
     many connections had to be aborted."""
+    from framework._compat.uvicorn import idle, request_tasks, shut_down
+
     loop = asyncio.get_running_loop()
-    state = server.server_state
     while loop.time() < window_end and not server.force_exit:
-        waiting = False
-        for connection in list(state.connections):
-            if not _is_http(connection):
-                waiting = True  # a websocket: its handler may still close it
-            elif _idle(connection):
-                waiting = True  # a lame duck: a request may still come
+        # a websocket: its handler may still close it; an idle connection: a lame duck, a
+        # request may still come; a busy one: closes after this response
+        waiting = bool(connections.websockets)
+        for protocol in list(connections.http.values()):
+            if idle(protocol):
+                waiting = True
             else:
-                connection.shutdown()  # busy: close after this response
+                shut_down(protocol)
         if not waiting:
             break
         await asyncio.sleep(_POLL)
-    for connection in list(state.connections):
-        with contextlib.suppress(Exception):
-            connection.shutdown()  # idle: closed now; busy: after its response; websocket: 1012
+    for protocol in connections.protocols():
+        shut_down(protocol)  # idle: closed now; busy: after its response; websocket: 1012
+    tasks = request_tasks(server)
     while loop.time() < abort_at and not server.force_exit:
-        if not state.connections and not state.tasks:
+        if not connections and not tasks:
             return 0
         await asyncio.sleep(_POLL)
-    return abort_connections(server)
+    return abort_connections(connections)
 
 
-def abort_connections(server: uvicorn.Server) -> int:
+def abort_connections(connections: Connections) -> int:
     """Abort the transports still open (their write buffers dropped); how many there were."""
-    connections = list(server.server_state.connections)
-    for connection in connections:
-        transport = getattr(connection, "transport", None)
-        if transport is not None:
-            with contextlib.suppress(Exception):
-                transport.abort()
-    return len(connections)
+    transports = connections.transports()
+    for transport in transports:
+        with contextlib.suppress(Exception):
+            transport.abort()
+    return len(transports)

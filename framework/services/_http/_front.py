@@ -1,8 +1,8 @@
 """The ASGI app uvicorn serves: the probes and metrics, then the user's app, each request tracked.
 
 A drain cuts off the requests that outrun its bound by cancelling their asyncio tasks: uvicorn's
-own set of them (``server_state.tasks``), and those of requests this front app watched itself.
-A request cut off before its response started is answered 503.
+own set of them (`framework._compat.uvicorn.request_tasks`), and those of requests this front app
+watched itself. A request cut off before its response started is answered 503.
 """
 
 from __future__ import annotations
@@ -104,6 +104,10 @@ class Front:
     """
 
     def __init__(self, service: HttpService, *, served: bool = False) -> None:
+        from framework._compat.uvicorn import closes_after, response_started
+
+        self.response_started = response_started
+        self.closes_after = closes_after
         self.service = service
         self.app = service.app
         self.settings = settings = service.settings
@@ -144,9 +148,8 @@ class Front:
         except asyncio.CancelledError:
             if not self.requests.was_cut():
                 raise  # not (only) our cut-off: the server itself is going away
-            # uvicorn's request cycle (h11, httptools): ``send`` is its bound method
-            started = getattr(getattr(send, "__self__", None), "response_started", True)
-            if kind == "http" and not started:
+            # only uvicorn calls it unwatched: ``send`` is its own (a request cycle's)
+            if kind == "http" and not self.response_started(send):
                 await answer(send, 503, _CUT_OFF_BODY, close=True)
 
     async def _livez(self, send: Send, close: bool) -> None:
@@ -172,7 +175,7 @@ class Front:
         notice = self.notice
         status = 500  # what uvicorn answers when the app fails before responding
         responded = False
-        cycle = getattr(send, "__self__", None)  # uvicorn's request cycle, if it is uvicorn
+        closes_after = self.closes_after
 
         async def send_watched(message: Message) -> None:
             nonlocal status, responded
@@ -180,7 +183,7 @@ class Front:
                 status, responded = int(message["status"]), True
                 # shutdown began: keep-alive clients move on (unless uvicorn's request cycle
                 # says so already: `close_responses` gave it the header)
-                if notice.is_set() and CLOSE not in getattr(cycle, "default_headers", ()):
+                if notice.is_set() and not closes_after(send, CLOSE):
                     message = closing(message)
             await send(message)
 

@@ -1,21 +1,15 @@
-"""uvicorn, embedded: the server class, the listening socket, the protocol class, the cut-off time."""
+"""uvicorn, embedded: the listening socket, ``Connection: close`` at shutdown, the cut-off time."""
 
 from __future__ import annotations
 
-import contextlib
 import errno
-import functools
 import math
 import socket
-from collections.abc import Callable, Iterator
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from framework.services._http._drain import DrainPlan
+from framework.services._http._connections import Connections
 from framework.services._http._errors import ListenError
 from framework.services._http._front import CLOSE
-
-if TYPE_CHECKING:
-    import uvicorn
 
 __all__ = (
     "address",
@@ -23,48 +17,12 @@ __all__ = (
     "drain_times",
     "listen",
     "port_setting",
-    "protocol_class",
-    "server_class",
 )
 
 # Of the stop bound, the share kept after the drain for cutting off what is left and for the app's
 # lifespan shutdown; never more than _RESERVE_MAX seconds.
 _RESERVE_SHARE = 0.2
 _RESERVE_MAX = 1.0
-
-
-@functools.cache
-def server_class() -> Callable[[uvicorn.Config, Callable[[], None], DrainPlan], uvicorn.Server]:
-    """uvicorn's `Server`, made to live inside an application (built on first use)."""
-    import uvicorn
-
-    class EmbeddedServer(uvicorn.Server):
-        """Leaves the signals to the application, says when it is listening, drains its way."""
-
-        def __init__(
-            self, config: uvicorn.Config, on_listening: Callable[[], None], plan: DrainPlan
-        ) -> None:
-            super().__init__(config)
-            self._on_listening = on_listening
-            self._plan = plan
-
-        @contextlib.contextmanager
-        def capture_signals(self) -> Iterator[None]:
-            # uvicorn would take SIGINT/SIGTERM over; the application handles them and calls stop()
-            yield
-
-        async def startup(self, sockets: list[socket.socket] | None = None) -> None:
-            await super().startup(sockets)
-            self._on_listening()
-
-        async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
-            # instead of uvicorn's: no reset of queued connections, lame-duck keep-alive
-            # connections, websockets closed with 1012, transports aborted past the bound
-            await self._plan.run(self)
-            if not self.force_exit:
-                await self.lifespan.shutdown()
-
-    return EmbeddedServer
 
 
 def port_setting(settings: Any, section: object) -> tuple[str, str]:
@@ -122,45 +80,18 @@ def listen(
     return sock
 
 
-def protocol_class(name: str, *, access_log: bool) -> Any:
-    """uvicorn's HTTP protocol class for ``name``; with access logging off for this server only.
-
-    uvicorn decides per connection from the "uvicorn.access" logger having handlers, which the
-    framework's logging gives it; ``Config(access_log=False)`` would silence that shared logger for
-    every server in the process.
-    """
-    from uvicorn.config import HTTP_PROTOCOLS
-    from uvicorn.importer import import_from_string
-
-    base = import_from_string(HTTP_PROTOCOLS[name])
-    if access_log:
-        return base
-
-    class Quiet(base):  # type: ignore[misc, valid-type]
-        def __init__(self, *args: Any, **kwargs: Any) -> None:
-            super().__init__(*args, **kwargs)
-            self.access_log = False
-
-    return Quiet
-
-
-def close_responses(server: uvicorn.Server) -> None:
-    """Give the responses not yet started on ``server``'s connections ``Connection: close``.
+def close_responses(connections: Connections) -> None:
+    """Give the responses not yet started on ``connections`` ``Connection: close``.
 
     Called when the shutdown notice is set. The front app hands these requests uvicorn's own
-    ``send``; their cycles (h11 and httptools alike) put their ``default_headers`` first in the
-    response and close the connection after one that says ``Connection: close``. Requests that
+    ``send``; their request cycles (h11 and httptools alike) put their default headers first in
+    the response and close the connection after one that says ``Connection: close``. Requests that
     arrive later have their ``send`` watched by the front app instead.
     """
-    for connection in list(server.server_state.connections):
-        cycles = [getattr(connection, "cycle", None)]
-        cycles += [cycle for cycle, _app in getattr(connection, "pipeline", ())]  # httptools
-        for cycle in cycles:
-            if cycle is None or cycle.response_started:
-                continue
-            headers = getattr(cycle, "default_headers", None)
-            if isinstance(headers, list) and CLOSE not in headers:
-                cycle.default_headers = [*headers, CLOSE]
+    from framework._compat.uvicorn import close_after_response
+
+    for protocol in list(connections.http.values()):
+        close_after_response(protocol, CLOSE)
 
 
 def address(host: str, port: int) -> str:

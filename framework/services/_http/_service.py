@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import functools
 import logging
 import socket
@@ -16,6 +15,7 @@ from framework._engine.readiness import AppState, ShutdownNotice
 from framework._engine.service import Service
 from framework._runtime.systemd import take_inherited_socket
 from framework.services._asyncio import require_asyncio
+from framework.services._http._connections import protocol_classes
 from framework.services._http._drain import DrainPlan, abort_connections, close_listeners
 from framework.services._http._errors import HttpServiceError, RequestsCutOffError
 from framework.services._http._front import ASGIApp, Front, Requests
@@ -27,8 +27,6 @@ from framework.services._http._server import (
     drain_times,
     listen,
     port_setting,
-    protocol_class,
-    server_class,
 )
 
 if TYPE_CHECKING:
@@ -74,6 +72,7 @@ class HttpService(Service):
         self._server: uvicorn.Server | None = None
         self._task: asyncio.Task[None] | None = None
         self._done: anyio.Event | None = None  # uvicorn's serve() has returned
+        self._listening = False  # uvicorn's startup is over and it accepts connections
         self._failure = "uvicorn stopped before it was listening"
         self._error: BaseException | None = None
         self._stopping = False
@@ -145,7 +144,7 @@ class HttpService(Service):
             return AppState.STOPPED
         if self._stopping:
             return AppState.SHUTTING_DOWN
-        if self._server is None or not self._server.started:
+        if not self._listening:
             return AppState.STARTING
         return AppState.READY
 
@@ -183,6 +182,8 @@ class HttpService(Service):
             raise HttpServiceError(f"{self.name}: this HttpService was already started")
         import uvicorn
 
+        from framework._compat.uvicorn import request_tasks, server_class
+
         settings = self.settings
         # a socket passed by systemd socket activation or the framework's supervisor, else our own
         inherited = take_inherited_socket(settings.host, settings.port, self.name)
@@ -191,37 +192,44 @@ class HttpService(Service):
             settings.host, settings.port, settings.backlog, where
         )
         self._port = int(sock.getsockname()[1])
-        # access_log is applied through the protocol class (see _protocol), not Config, which
-        # would silence the shared "uvicorn.access" logger for every server in the process
         self._served = front = Front(self, served=True)
-        config = uvicorn.Config(front, **self._uvicorn_options())
+        # protocol classes of the service's own: they track its connections, and apply
+        # access_log to this server alone (see protocol_classes)
+        http, http_class, ws_class = protocol_classes(
+            settings.http, access_log=settings.access_log, connections=self._plan.connections
+        )
+        options = self._uvicorn_options()
+        options.update(http=http_class, **({"ws": ws_class} if ws_class is not None else {}))
+        config = uvicorn.Config(front, **options)
         self._done = done = anyio.Event()
         settled = anyio.Event()  # uvicorn is listening, or gave up
         self._plan.listener = sock
-        self._server = server = server_class()(config, settled.set, self._plan)
+
+        def started(listening: bool) -> None:
+            self._listening = listening
+            settled.set()
+
+        self._server = server = server_class()(config, started, self._plan.run)
         self._task = asyncio.create_task(
             self._serve(server, sock, settled, done), name=f"uvicorn {self.url}"
         )
-        self._requests.server_tasks = server.server_state.tasks
+        self._requests.server_tasks = request_tasks(server)
         if logging.getLogger("uvicorn.error").getEffectiveLevel() <= _UVICORN_TRACE:
             front.watch = True  # uvicorn wraps send in its message logger
-        self.notice.add_callback(functools.partial(self._shutdown_began, front, server))
+        self.notice.add_callback(functools.partial(self._shutdown_began, front))
         await settled.wait()
-        if not server.started:
+        if not self._listening:
             raise HttpServiceError(
                 f"{self.name}: the HTTP server for {self.url} did not start: {self._failure}"
             ) from self._error
         loop = type(asyncio.get_running_loop()).__module__.partition(".")[0]
-        self._log().bind(url=self.url, loop=loop, http=_protocol_name(config)).info(
-            f"serving HTTP on {self.url}"
-        )
+        self._log().bind(url=self.url, loop=loop, http=http).info(f"serving HTTP on {self.url}")
 
-    @staticmethod
-    def _shutdown_began(front: Front, server: uvicorn.Server) -> None:
+    def _shutdown_began(self, front: Front) -> None:
         """Every response from now on says ``Connection: close``: those already begun through
         their uvicorn cycle, later ones through the front app watching their ``send``."""
         front.watch = True
-        close_responses(server)
+        close_responses(self._plan.connections)
 
     def _uvicorn_options(self) -> dict[str, Any]:
         s = self.settings
@@ -229,7 +237,6 @@ class HttpService(Service):
             "host": s.host,
             "port": self.port,
             "loop": s.loop,
-            "http": protocol_class(s.http, access_log=s.access_log),
             "timeout_keep_alive": s.timeout_keep_alive,
             "backlog": s.backlog,
             "limit_concurrency": s.limit_concurrency,
@@ -246,7 +253,7 @@ class HttpService(Service):
     ) -> None:
         try:
             await server.serve(sockets=[sock])
-            if server.started:
+            if self._listening:
                 self._failure = "uvicorn's serve() returned"
         except SystemExit as exc:  # uvicorn's sys.exit(3): the app's lifespan startup failed
             self._failure = (
@@ -293,7 +300,7 @@ class HttpService(Service):
         cut_at, self._plan.abort_at = drain_times(began, anyio.current_effective_deadline())
         self._plan.cut_at = cut_at
         try:
-            if server.started:
+            if self._listening:
                 await self._plan.close_listeners(server)  # now, not at uvicorn's next tick
                 self._log().bind(in_flight=len(requests)).info(
                     f"HTTP server on {self.url}: no new connections; "
@@ -311,7 +318,7 @@ class HttpService(Service):
             raise
         finally:
             self._close_socket()
-            if server.started:
+            if self._listening:
                 self._report(anyio.current_time() - began)
         if requests.cut_off:
             raise RequestsCutOffError(
@@ -326,20 +333,22 @@ class HttpService(Service):
         self, server: uvicorn.Server, task: asyncio.Task[None], done: anyio.Event
     ) -> None:
         """The stop was cancelled (bound passed, or forced): cut off what is left, end the server."""
+        from framework._compat.uvicorn import shut_down
+
         server.force_exit = True  # uvicorn stops waiting and skips the lifespan shutdown
         self._requests.cut_off_all()
         close_listeners(server, None)
-        for connection in list(server.server_state.connections):
-            with contextlib.suppress(Exception):
-                connection.shutdown()  # close when idle, else after the cut-off response
+        connections = self._plan.connections
+        for protocol in connections.protocols():
+            shut_down(protocol)  # close when idle, else after the cut-off response
         task.cancel()
         with anyio.move_on_after(_ABORT_GRACE):
             await done.wait()
             for _ in range(100):  # the cut-off answers go out; bounded by _ABORT_GRACE too
-                if not server.server_state.connections:
+                if not connections:
                     break
                 await anyio.sleep(0.005)
-        abort_connections(server)  # what a client does not read must not hold the stop
+        abort_connections(connections)  # what a client does not read must not hold the stop
         if not done.is_set():
             self._log().warning(f"the HTTP server on {self.url} ignored cancellation; left behind")
 
@@ -372,12 +381,3 @@ class HttpService(Service):
         from loguru import logger
 
         return logger.bind(logger_name="framework.http", service=self.name)
-
-
-def _protocol_name(config: uvicorn.Config) -> str:
-    """``h11`` or ``httptools``: what serves HTTP/1.1 (``auto`` resolved as uvicorn does)."""
-    for cls in type.mro(config.http_protocol_class):
-        module = cls.__module__
-        if module.startswith("uvicorn.protocols.http.") and module.endswith("_impl"):
-            return module.rpartition(".")[2].removesuffix("_impl")
-    return str(config.http)
