@@ -172,7 +172,7 @@ async def big(request):  # 50 MB, for a client that never reads it
 
 
 async def events(request):  # SSE: one event every 50 ms until the shutdown notice, then goodbye
-    notice = request.scope["extensions"]["framework._engine.shutdown"]
+    notice = request.scope["extensions"]["framework.shutdown"]
 
     async def stream():
         n = 0
@@ -187,7 +187,7 @@ async def events(request):  # SSE: one event every 50 ms until the shutdown noti
 
 
 async def polite(websocket):  # says goodbye and closes (1001) once the shutdown notice is set
-    notice = websocket.scope["extensions"]["framework._engine.shutdown"]
+    notice = websocket.scope["extensions"]["framework.shutdown"]
     await websocket.accept()
     await websocket.send_text("hello")
     await notice.wait()

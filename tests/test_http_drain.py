@@ -35,7 +35,7 @@ def recording_app(seen: list[Any]) -> ASGIApp:
     async def app(scope: Any, receive: Any, send: Any) -> None:
         if scope["type"] != "http":
             return
-        seen.append(scope["extensions"]["framework._engine.shutdown"])
+        seen.append(scope["extensions"]["framework.shutdown"])
         headers = [(b"content-length", b"5")]
         await send({"type": "http.response.start", "status": 200, "headers": headers})
         await send({"type": "http.response.body", "body": b"hello"})
@@ -108,7 +108,7 @@ async def test_a_response_begun_before_shutdown_and_sent_after_says_connection_c
             return
         sends.append(send)
         arrived.set()
-        await scope["extensions"]["framework._engine.shutdown"].wait()
+        await scope["extensions"]["framework.shutdown"].wait()
         headers = [(b"content-length", b"5"), (b"connection", b"keep-alive")]
         await send({"type": "http.response.start", "status": 200, "headers": headers})
         await send({"type": "http.response.body", "body": b"hello"})

@@ -272,7 +272,7 @@ def test_workers_serve_on_one_port_and_sigterm_exits_0_leaving_no_worker(supervi
     assert all(gone(pid) for pid in workers)
     assert "supervisor: exit code 0" in sup.lines[-1]
     assert all(
-        f"pid={sup.proc.pid}" in x for x in sup.lines if "framework._process.supervisor" in x
+        f"pid={sup.proc.pid}" in x for x in sup.lines if "framework.supervisor" in x
     )
 
 

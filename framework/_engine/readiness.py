@@ -27,7 +27,7 @@ class AppState(enum.StrEnum):
 class ShutdownNotice:
     """Set once, at the first moment of shutdown; ``is_set()`` and ``await wait()``.
 
-    Passed to the ASGI app as ``scope["extensions"]["framework._engine.shutdown"]`` so that streams and
+    Passed to the ASGI app as ``scope["extensions"]["framework.shutdown"]`` so that streams and
     websocket handlers can finish on their own. Set it from the event loop's thread.
     """
 

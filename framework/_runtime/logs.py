@@ -16,6 +16,7 @@ How lifecycle events become log lines is `framework._runtime.messages`; this mod
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import os
@@ -82,13 +83,27 @@ def _patch(record: Record) -> None:
 _TEXT = "{time:YYYY-MM-DD HH:mm:ss.SSS} | {level: <8} | {extra[_line]}\n"
 
 
+_LAYERS = frozenset({"_engine", "_config", "_runtime", "_process", "_cli", "_compat"})
+
+
+@functools.lru_cache(maxsize=256)
+def logger_name(module: str | None) -> str:
+    """The name a log line shows for ``module``: the framework's own modules without their private
+    layer package (``framework._runtime.systemd`` shows as ``framework.systemd``, and
+    ``framework.services._database`` as ``framework.services.database``); others as they are."""
+    if not module or not module.startswith("framework."):
+        return module or ""
+    parts = [p.lstrip("_") for p in module.split(".") if p not in _LAYERS]
+    return ".".join(parts)
+
+
 def _text(record: Record) -> str:
     """``time | level | logger | message | key=value ...``, then the masked traceback if any."""
     extra = record["extra"]
     fields = " ".join(
         f"{k}={_plain(v)}" for k, v in extra.items() if not k.startswith("_") and k != "logger_name"
     )
-    line = f"{extra.get('logger_name') or record['name']} | {record['message']}"
+    line = f"{extra.get('logger_name') or logger_name(record['name'])} | {record['message']}"
     if fields:
         line = f"{line} | {fields}"
     tb = _traceback(record)
@@ -101,7 +116,7 @@ def _json(record: Record) -> str:
     out: dict[str, Any] = {
         "time": record["time"].astimezone(UTC).isoformat(),
         "level": record["level"].name,
-        "logger": record["extra"].get("logger_name") or record["name"],
+        "logger": record["extra"].get("logger_name") or logger_name(record["name"]),
         "message": record["message"],
     }
     for key, value in record["extra"].items():

@@ -9,7 +9,7 @@ lifespan startup). In front of the app it answers:
   no shutdown begun), else 503; with ``readyz_details``, a JSON body of service names and states;
 - ``metrics_path`` (off by default): Prometheus metrics, from a registry private to the service.
 
-Every ``http`` and ``websocket`` scope carries ``scope["extensions"]["framework._engine.shutdown"]``, a
+Every ``http`` and ``websocket`` scope carries ``scope["extensions"]["framework.shutdown"]``, a
 `ShutdownNotice` set at the first moment of shutdown; from then on every response carries
 ``Connection: close``.
 

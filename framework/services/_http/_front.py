@@ -39,7 +39,7 @@ ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 _CUT_OFF_BODY = b"cut off: the server is shutting down\n"
 CLOSE = (b"connection", b"close")
 """The ``Connection: close`` header: the connection closes after this response."""
-NOTICE = "framework._engine.shutdown"
+NOTICE = "framework.shutdown"
 """The key of the shutdown notice in ``scope["extensions"]``."""
 
 

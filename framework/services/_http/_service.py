@@ -123,7 +123,7 @@ class HttpService(Service):
 
     @property
     def notice(self) -> ShutdownNotice:
-        """The shutdown notice given to the app in ``scope["extensions"]["framework._engine.shutdown"]``.
+        """The shutdown notice given to the app in ``scope["extensions"]["framework.shutdown"]``.
 
         The application's (set at the first moment of shutdown, when ``/readyz`` turns 503), or,
         standalone, the service's own (set when ``stop()`` begins).
