@@ -38,12 +38,16 @@ __all__ = (
 
 
 class Phase(enum.StrEnum):
+    """Which call of a service an event or an error is about."""
+
     START = "start"
     STOP = "stop"
     RUN = "run"
 
 
 class Outcome(enum.StrEnum):
+    """How a start, a stop or a run ended."""
+
     OK = "ok"
     FAILED = "failed"
     TIMED_OUT = "timed out"
@@ -66,11 +70,15 @@ class Bound:
 
 @dataclass(frozen=True)
 class ServiceStarting:
+    """A service's ``start()`` is about to be called."""
+
     service: str
 
 
 @dataclass(frozen=True)
 class ServiceStarted:
+    """A service's ``start()`` returned after ``duration`` seconds: it is ready."""
+
     service: str
     duration: float
 
@@ -88,11 +96,15 @@ class ServiceStartFailed:
 
 @dataclass(frozen=True)
 class ServiceStopping:
+    """A service is about to stop: its ``run()`` ends first, then ``stop()`` is called."""
+
     service: str
 
 
 @dataclass(frozen=True)
 class ServiceStopped:
+    """A service's ``stop()`` returned after ``duration`` seconds."""
+
     service: str
     duration: float
 
@@ -150,6 +162,8 @@ class ServiceHealthChanged:
 
 @dataclass(frozen=True)
 class StartupFinished:
+    """The startup ended after ``duration`` seconds: every service started (``ok``), or not."""
+
     duration: float
     ok: bool
 
@@ -179,6 +193,8 @@ class ShutdownStarted:
 
 @dataclass(frozen=True)
 class ShutdownFinished:
+    """The shutdown ended after ``duration`` seconds: every stop succeeded (``ok``), or not."""
+
     duration: float
     ok: bool
 
