@@ -1,7 +1,8 @@
 """The ``framework`` command: run, check, config show, graph, new.
 
 Every user mistake (bad target, bad configuration, a dependency cycle) is one clear message on
-stderr and exit 78, never a traceback. What a command prints passes through
+stderr and exit 78, never a traceback. So is an installed dependency outside the range the
+framework supports (`framework._compat`), checked before a command does anything else. What a command prints passes through
 `framework._engine.secrets.mask`, which knows the loaded settings' secrets.
 """
 
@@ -19,6 +20,7 @@ from typing import Any, NoReturn
 
 import click
 
+from framework._compat import UnsupportedDependency, check_installed
 from framework._config.budget import budget_lines, check_budget
 from framework._config.load import load_settings, parse_override
 from framework._config.timeouts import stop_seconds
@@ -94,6 +96,8 @@ def cli(ctx: click.Context, show_traceback: bool) -> None:
     """Run and inspect services built on framework."""
     if ctx.invoked_subcommand is None:  # bare `framework`: the help, on stdout, exit 0
         click.echo(ctx.get_help())
+        return
+    check_installed()  # UnsupportedDependency: see main()
 
 
 @cli.command()
@@ -276,6 +280,9 @@ def main() -> None:
     """Console script entry point."""
     try:
         cli.main(standalone_mode=True)
+    except UnsupportedDependency as exc:  # its one line, exit 78
+        click.echo(str(exc), err=True)
+        _end_process(SystemExit(ExitCode.CONFIG))
     except SystemExit as exc:
         _end_process(exc)
 
