@@ -39,6 +39,7 @@ from framework._engine.errors import FrameworkError
 from framework._engine.secrets import redact
 from framework._engine.service import Service
 from framework.services._asyncio import require_asyncio
+from framework.services._cutoff import refuse_cut_off_commit
 
 if TYPE_CHECKING:
     from loguru import Logger
@@ -137,6 +138,9 @@ class DatabaseService(Service):
         engine = self._create_engine()
         self.is_async = _is_async(engine)
         self._engine, self._checked_out = engine, _CheckedOut.watch(_core(engine), loop)
+        from sqlalchemy import event
+
+        event.listen(_core(engine), "commit", refuse_cut_off_commit)  # see services._cutoff
         safe_url = _safe(self.settings.url)
         try:
             await _select_one(engine)
