@@ -126,6 +126,84 @@ async def test_timeout_and_exception_count_as_unhealthy_with_their_reason() -> N
     await lifecycle.stop()
 
 
+class Shielded(Service):
+    """health() never returns: it waits in a shielded scope (as a blocking driver call in a
+    worker thread does), so cancelling it has no effect."""
+
+    def __init__(self) -> None:
+        self.calls = 0
+        self.release = anyio.Event()
+
+    async def health(self) -> bool:
+        self.calls += 1
+        with anyio.CancelScope(shield=True):
+            await self.release.wait()
+        return True
+
+
+class Answers(Service):
+    """health() returns ``answer`` (anything), at once."""
+
+    def __init__(self, answer: object) -> None:
+        self.answer = answer
+
+    async def health(self) -> Any:
+        return self.answer
+
+
+@pytest.mark.anyio
+async def test_a_check_that_ignores_cancellation_counts_unhealthy_and_delays_no_other() -> None:
+    """A hung check (shielded) is unhealthy at its bound, is not started again while it runs,
+    and each round still ends at the bound: the other service's failing check is reported on
+    time, and answers again each round."""
+    hung, failing = Shielded(), Checked()
+    failing.answer = False
+    bus, events = EventBus(), []
+    bus.subscribe(events.append)
+    services = {"hung": hung, "failing": failing}
+    lifecycle = Lifecycle(
+        services, DependencyGraph.from_edges({"hung": [], "failing": []}), bus=bus
+    )
+    await lifecycle.start()
+    poller = HealthPoller(services, bus, interval=10.0, timeout=0.05)
+    for _ in range(3):
+        with anyio.fail_after(2):  # each round ends at the bound, whatever the hung check does
+            await poller.check_all()
+    assert hung.calls == 1 and failing.calls == 3
+    assert set(poller.unhealthy) == {"hung", "failing"}
+    assert "has still not returned" in poller.results["hung"].reason
+    hung.release.set()
+    await wait_until(lambda: "hung" not in poller._in_flight, "the hung check returned")
+    await poller.check_all()
+    assert hung.calls == 2 and "hung" not in poller.unhealthy
+    await lifecycle.stop()
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("answer", ["down", None, 1, "ok"])
+async def test_a_check_that_returns_no_bool_is_unhealthy_and_logged_once(answer: object) -> None:
+    """Anything but True or False counts unhealthy; the log says so once, naming the service
+    and the value."""
+    from loguru import logger
+
+    lines: list[str] = []
+    sink = logger.add(lines.append, format="{message}")
+    try:
+        bus = EventBus()
+        services = {"odd": Answers(answer)}
+        lifecycle = Lifecycle(services, DependencyGraph.from_edges({"odd": []}), bus=bus)
+        await lifecycle.start()
+        poller = HealthPoller(services, bus, interval=10.0, timeout=1.0)
+        for _ in range(3):
+            await poller.check_all()
+        assert "odd" in poller.unhealthy
+        said = [line for line in lines if "not a bool" in line]
+        assert len(said) == 1 and "service 'odd'" in said[0], lines
+        await lifecycle.stop()
+    finally:
+        logger.remove(sink)
+
+
 @pytest.mark.anyio
 async def test_a_service_that_is_not_started_is_not_checked() -> None:
     """Before its start and after its stop (and while it restarts), health() is not called."""

@@ -1,8 +1,12 @@
 """The health poller: each service's ``health()``, called while the application runs.
 
 A service may define ``async def health(self) -> bool``. Every ``lifecycle.health_interval``
-seconds the poller calls each one (concurrently), bounded by ``lifecycle.health_timeout``: a
-timeout, an exception or ``False`` counts as unhealthy. The latest result of each is cached
+seconds the poller calls each one (concurrently, each in a task of its own), bounded by
+``lifecycle.health_timeout``: a timeout, an exception, ``False`` or anything but a ``bool`` (logged
+once) counts as unhealthy. A check that has not returned by its bound counts unhealthy even if it
+ignores cancellation (a shielded scope, a thread): the round does not wait for it, it is not
+started again while it runs (each round it is still unhealthy), and the other services' checks go
+on as usual. The latest result of each is cached
 (`HealthPoller.results`); a change emits `ServiceHealthChanged` on the application's event bus,
 which readiness follows (``/readyz`` 503 while any service is unhealthy) and the log renders.
 
@@ -32,7 +36,14 @@ from framework._engine.events import (
 from framework._engine.records import ServiceRecord
 from framework._engine.secrets import redact
 from framework._engine.service import Service, ServiceState
-from framework._runtime.messages import error_text, health_false, health_timed_out
+from framework._runtime.messages import (
+    error_text,
+    health_false,
+    health_not_bool,
+    health_still_running,
+    health_timed_out,
+    runner_log,
+)
 
 if TYPE_CHECKING:
     from framework._engine.readiness import Unhealthy
@@ -85,6 +96,9 @@ class HealthPoller:
         self.timeout = timeout
         self.results: dict[str, HealthResult] = {name: HealthResult(True) for name in self.checks}
         self.rounds = 0
+        self._in_flight: dict[str, tuple[float, anyio.CancelScope]] = {}  # began, its scope
+        self._not_bool: set[str] = set()  # services already logged for a non-bool answer
+        self._tasks = DetachedTasks()
         self._scope: anyio.CancelScope | None = None
         self._stopped = False
 
@@ -129,21 +143,55 @@ class HealthPoller:
                 await self.check_all()
 
     async def check_all(self) -> None:
-        """One round: every started service's ``health()``, concurrently; changes emitted."""
+        """One round: every started service's ``health()``, each in a task of its own; returns
+        once each has answered or its bound has passed (never later); changes emitted."""
         self.rounds += 1
-        async with anyio.create_task_group() as tg:
-            for name, check in self.checks.items():
-                if self.services[name].state is ServiceState.STARTED:
-                    tg.start_soon(self._check_one, name, check, name=f"health {name}")
-
-    async def _check_one(self, name: str, check: HealthCheck) -> None:
-        healthy, reason = False, health_timed_out(self.timeout)
+        began = anyio.current_time()
+        done: dict[str, anyio.Event] = {}
+        for name, check in self.checks.items():
+            if self.services[name].state is not ServiceState.STARTED:
+                continue
+            if name in self._in_flight:  # the last check has still not returned: not again
+                since = began - self._in_flight[name][0]
+                self._record(name, False, health_still_running(since))
+                continue
+            done[name] = anyio.Event()
+            self._in_flight[name] = (began, anyio.CancelScope())
+            self._tasks.start_soon(self._check_one, name, check, done[name], name=f"health {name}")
         with anyio.move_on_after(self.timeout):
-            try:
-                healthy = bool(await check())
-                reason = "" if healthy else health_false()
-            except Exception as exc:
-                healthy, reason = False, f"health() raised {redact(error_text(exc))}"
+            for event in done.values():
+                await event.wait()
+        for name, event in done.items():
+            if not event.is_set():  # asked to stop; one that ignores it runs on, unhealthy
+                self._record(name, False, health_timed_out(self.timeout))
+                self._in_flight[name][1].cancel()
+
+    async def _check_one(self, name: str, check: HealthCheck, done: anyio.Event) -> None:
+        """One check, in its own task; its answer counts only if it came within the bound."""
+        try:
+            with self._in_flight[name][1]:
+                healthy, reason = await self._ask(name, check)
+                if not done.is_set():
+                    self._record(name, healthy, reason)
+        finally:
+            del self._in_flight[name]
+            done.set()
+
+    async def _ask(self, name: str, check: HealthCheck) -> tuple[bool, str]:
+        try:
+            answer = await check()
+        except Exception as exc:
+            return False, f"health() raised {redact(error_text(exc))}"
+        if answer is True:
+            return True, ""
+        if answer is False:
+            return False, health_false()
+        if name not in self._not_bool:
+            self._not_bool.add(name)
+            runner_log().warning(health_not_bool(name, answer))
+        return False, health_not_bool(name, answer)
+
+    def _record(self, name: str, healthy: bool, reason: str) -> None:
         if self.services[name].state is not ServiceState.STARTED:
             return  # it began restarting or stopping meanwhile: this answer says nothing
         previous = self.results.get(name)

@@ -32,7 +32,7 @@ from framework._engine.events import (
     ShutdownStarted,
     StartupFinished,
 )
-from framework._engine.secrets import mask
+from framework._engine.secrets import mask, redact
 
 if TYPE_CHECKING:
     from loguru import Logger
@@ -54,6 +54,8 @@ __all__ = (
     "failure",
     "forced_by",
     "health_false",
+    "health_not_bool",
+    "health_still_running",
     "health_timed_out",
     "last_line",
     "lines_lost",
@@ -129,6 +131,18 @@ SHUTDOWN_OUTLIVED = "the shutdown outlived lifecycle.shutdown_timeout"
 
 def health_timed_out(seconds: float) -> str:
     return f"health() did not answer within {seconds:g} s (lifecycle.health_timeout)"
+
+
+def health_still_running(seconds: float) -> str:
+    return f"health() has still not returned after {seconds:.1f} s (it ignores cancellation)"
+
+
+def health_not_bool(name: str, answer: object) -> str:
+    shown = redact(answer) if isinstance(answer, str) else type(answer).__name__
+    return (
+        f"service {name!r}: health() returned {shown!r}, not a bool: counted unhealthy "
+        "(return True or False)"
+    )
 
 
 def health_false() -> str:
