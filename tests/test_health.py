@@ -482,3 +482,28 @@ class Container(containers.DeclarativeContainer):
 class App(Application):
     container_class = Container
 '''
+
+
+@pytest.mark.postgres
+@pytest.mark.anyio
+@pytest.mark.parametrize("anyio_backend", ["asyncio"])
+async def test_a_full_pool_is_not_an_unhealthy_database(postgres: PostgresServer) -> None:
+    """pool_size 2, max_overflow 0, both connections held by the application's traffic: health()
+    still answers True at once, on a connection of its own (it used to wait for the pool and
+    answer False after health_timeout, taking every pod out of the Service under load)."""
+    from sqlalchemy import text
+
+    db = DatabaseService(
+        DatabaseSettings(url=postgres.url, pool_size=2, max_overflow=0, health_timeout=1.0)
+    )
+    await db.start()
+    try:
+        async with db.engine.connect() as one, db.engine.connect() as two:
+            await one.execute(text("SELECT 1"))
+            await two.execute(text("SELECT 1"))
+            assert db.checked_out == 2
+            with anyio.fail_after(5):
+                assert await db.health() is True
+            assert db.checked_out == 2
+    finally:
+        await db.stop()

@@ -74,6 +74,7 @@ class DatabaseService(Service):
         self.is_async: bool | None = None
         """True for an async driver URL, False for a synchronous one; None before ``start()``."""
         self._engine: AsyncEngine | Engine | None = None
+        self._health_engine: AsyncEngine | Engine | None = None
         self._sessions: Any = None
         self._checked_out: _CheckedOut | None = None
         self._stopped = False
@@ -111,8 +112,11 @@ class DatabaseService(Service):
         return len(self._checked_out) if self._checked_out is not None else 0
 
     async def health(self) -> bool:
-        """True when ``SELECT 1`` answers within ``database.health_timeout`` seconds."""
-        engine = self._engine
+        """True when ``SELECT 1`` answers within ``database.health_timeout`` seconds, on a
+        connection of its own: opened for the check, outside the application's pool (a pool
+        busy with traffic is load, not a sick database), bounded by the driver's own connect
+        timeout where it has one. It proves the database accepts a new connection and answers."""
+        engine = self._health_engine
         if engine is None:
             return False
         with anyio.move_on_after(self.settings.health_timeout):
@@ -154,6 +158,7 @@ class DatabaseService(Service):
                 f"database.url {safe_url!r}: cannot connect: {self._describe(exc)}; {self._hint()}"
             ) from None
         self._sessions = _session_factory(engine)
+        self._health_engine = self._create_engine(for_health=True)
         mode = "" if self.is_async else ", synchronous"
         self._log.info(
             f"database ready: {safe_url} ({engine.dialect.name}{mode}, {type(engine.pool).__name__})"
@@ -194,7 +199,9 @@ class DatabaseService(Service):
 
     # -- helpers --------------------------------------------------------------------------------
 
-    def _create_engine(self) -> AsyncEngine | Engine:
+    def _create_engine(self, *, for_health: bool = False) -> AsyncEngine | Engine:
+        """The application's engine, or (``for_health``) one that opens a connection of its own
+        for each health check (no pool), with the driver's connect timeout set to the check's."""
         from sqlalchemy import create_engine
         from sqlalchemy.engine import make_url
         from sqlalchemy.engine.default import DefaultDialect
@@ -220,9 +227,14 @@ class DatabaseService(Service):
             "pool_recycle": settings.pool_recycle,
             "connect_args": settings.connect_args,
         }
-        if issubclass(pool_class, QueuePool):  # SQLite in memory uses StaticPool, with no size
+        if for_health:
+            from sqlalchemy.pool import NullPool
+
+            connect = _connect_timeout(url.get_driver_name(), settings.health_timeout)
+            options = {"poolclass": NullPool, "connect_args": {**connect, **settings.connect_args}}
+        elif issubclass(pool_class, QueuePool):  # SQLite in memory uses StaticPool, with no size
             options.update({key: getattr(settings, key) for key in _QUEUE_POOL_OPTIONS})
-        if settings.echo:
+        if settings.echo and not for_health:
             self._echo_to_logging(options)
         create = create_async_engine if getattr(dialect, "is_async", False) else create_engine
         try:
@@ -257,7 +269,7 @@ class DatabaseService(Service):
         self, engine: AsyncEngine | Engine, *, grace_ends: float | None = None
     ) -> None:
         """Close the pool's connections; past a cancellation, shielded until ``grace_ends``."""
-        self._engine = self._sessions = None
+        self._engine = self._sessions = self._health_engine = None
         self._stopped = True
         shielded = grace_ends is not None
         with anyio.CancelScope(deadline=grace_ends or math.inf, shield=shielded):
@@ -383,6 +395,15 @@ def _is_async(engine: AsyncEngine | Engine) -> TypeGuard[AsyncEngine]:
     from sqlalchemy.ext.asyncio import AsyncEngine
 
     return isinstance(engine, AsyncEngine)
+
+
+def _connect_timeout(driver: str, seconds: float) -> dict[str, Any]:
+    """The driver's own connect timeout, as its connect argument (none for SQLite's drivers)."""
+    if driver == "asyncpg":
+        return {"timeout": seconds}
+    if driver in {"psycopg", "psycopg2", "psycopg_async"}:
+        return {"connect_timeout": max(1, math.ceil(seconds))}
+    return {}
 
 
 async def _select_one(engine: AsyncEngine | Engine) -> None:
