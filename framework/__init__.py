@@ -44,6 +44,7 @@ if TYPE_CHECKING:
         ServiceStopping,
         ShutdownFinished,
         ShutdownStarted,
+        SpawnedTaskFailed,
         StartupFinished,
     )
     from framework._engine.exitcode import ExitCode
@@ -82,6 +83,7 @@ __all__ = (
     "ShutdownError",
     "ShutdownFinished",
     "ShutdownStarted",
+    "SpawnedTaskFailed",
     "StartupError",
     "StartupFinished",
 )
@@ -118,6 +120,7 @@ _WHERE = {
     "ShutdownError": "framework._engine.errors",
     "ShutdownFinished": "framework._engine.events",
     "ShutdownStarted": "framework._engine.events",
+    "SpawnedTaskFailed": "framework._engine.events",
     "StartupError": "framework._engine.errors",
     "StartupFinished": "framework._engine.events",
 }

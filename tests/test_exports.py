@@ -45,6 +45,7 @@ PUBLIC = {
         "ShutdownError",
         "ShutdownFinished",
         "ShutdownStarted",
+        "SpawnedTaskFailed",
         "StartupError",
         "StartupFinished",
     },

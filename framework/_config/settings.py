@@ -80,6 +80,11 @@ class ServiceSettings(BaseModel):
 
     start_timeout: float | None = _seconds(None, "Bound for this service's start().")
     stop_timeout: float | None = _seconds(None, "Bound for this service's stop().")
+    drain_timeout: float | None = _seconds(
+        None,
+        "At shutdown: seconds its run() (one that reads self.stopping) and its spawned tasks may "
+        "take to finish on their own before they are cancelled; None: its stop bound.",
+    )
     restart: Literal["never", "on-failure"] = Field(
         "never",
         description="on-failure: a run() that raises is stopped and started again after a "

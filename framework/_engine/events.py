@@ -32,6 +32,7 @@ __all__ = (
     "ServiceStopping",
     "ShutdownFinished",
     "ShutdownStarted",
+    "SpawnedTaskFailed",
     "StartupFinished",
     "takes",
 )
@@ -161,6 +162,15 @@ class ServiceHealthChanged:
 
 
 @dataclass(frozen=True)
+class SpawnedTaskFailed:
+    """A task the service started with ``self.spawn()`` raised; the application goes on."""
+
+    service: str
+    task: str
+    error: BaseException
+
+
+@dataclass(frozen=True)
 class StartupFinished:
     """The startup ended after ``duration`` seconds: every service started (``ok``), or not."""
 
@@ -210,6 +220,7 @@ Event = (
     | ServiceRestarting
     | ServiceRestarted
     | ServiceHealthChanged
+    | SpawnedTaskFailed
     | StartupFinished
     | RollingBack
     | ShutdownStarted

@@ -43,13 +43,20 @@ from framework._engine.events import (
     ServiceStarting,
     ShutdownFinished,
     ShutdownStarted,
+    SpawnedTaskFailed,
     StartupFinished,
 )
 from framework._engine.graph import DependencyGraph
 from framework._engine.records import ServiceRecord, backend_clock, deadline
 from framework._engine.restart import NEVER, RestartPolicy
 from framework._engine.run_bodies import CrashHandler, RunBodies
-from framework._engine.service import Service, ServiceState, set_service_state
+from framework._engine.service import (
+    Service,
+    ServiceState,
+    ask_to_stop,
+    set_service_state,
+    spawned_tasks,
+)
 from framework._engine.shutdown import ReverseStop
 from framework._engine.walk import Timer, Walk
 
@@ -99,6 +106,7 @@ class Lifecycle:
         on_crash: CrashHandler | None = None,
         bus: EventBus | None = None,
         restart: Mapping[str, RestartPolicy] | None = None,
+        drain: Mapping[str, float] | None = None,
     ) -> None:
         if set(services) != set(graph.deps):
             raise FrameworkError("the services and the dependency graph name different services")
@@ -110,6 +118,7 @@ class Lifecycle:
                 (start_bounds or {}).get(name, _START_TIMEOUT),
                 (stop_bounds or {}).get(name, _STOP_TIMEOUT),
                 restart=(restart or {}).get(name, NEVER),
+                drain_seconds=(drain or {}).get(name),
             )
             for name in graph.order
         }
@@ -235,6 +244,9 @@ class Lifecycle:
         name, service, bound = rec.name, rec.service, rec.start_bound
         self.bus.emit_new(ServiceStarting, name)
         set_service_state(service, ServiceState.STARTING)
+        tasks = spawned_tasks(service)
+        if tasks is not None:  # a spawned task that raises is logged, naming the service
+            tasks.failed = lambda task, error: self.emit(SpawnedTaskFailed(name, task, error))
         rec.start_began = began = self.clock()
         error: BaseException | None = None
         outcome = Outcome.OK
@@ -312,6 +324,8 @@ class Lifecycle:
         self._begin_stopping()
         delay = 0.0 if self.forced else delay
         self.emit(ShutdownStarted(reason, delay))  # the first moment: readiness is 503 now
+        for rec in self:  # and every service's self.stopping is set
+            ask_to_stop(rec.service)
         try:
             with anyio.CancelScope() as self._stop_scope:
                 if delay > 0:

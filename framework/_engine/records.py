@@ -39,6 +39,13 @@ class ServiceRecord:
     """Each restart of its ``run()``, in order (the restart policy allowed it)."""
     stopped_for_restart: bool = False
     """Stopped by a restart and not started again yet: the shutdown need not stop it again."""
+    drain_seconds: float | None = None
+    """``services.<name>.drain_timeout``: how long its ``run()`` and spawned tasks may take to
+    finish on their own at shutdown; None: its stop bound."""
+    run_ended: str | None = None
+    """How its ``run()`` ended at shutdown: ``warm`` (returned on its own) or ``cold`` (cancelled)."""
+    tasks_cancelled: list[str] = field(default_factory=list)
+    """The spawned tasks still running at the drain bound, cancelled."""
 
     @property
     def began(self) -> bool:

@@ -3,11 +3,18 @@
 from __future__ import annotations
 
 import enum
-from typing import ClassVar
+from collections.abc import Callable, Coroutine
+from typing import Any, ClassVar
+
+from framework._engine.notice import ShutdownNotice
+from framework._engine.spawned import SpawnedTasks
 
 __all__ = ("Service", "ServiceState")
 
 _STATE_ATTR = "_framework_state"
+_STOPPING_ATTR = "_framework_stopping"
+_STOP_ASKED_ATTR = "_framework_stop_asked"
+_SPAWNED_ATTR = "_framework_spawned"
 
 
 class ServiceState(enum.StrEnum):
@@ -33,9 +40,15 @@ class Service:
     failed, timed out or was cancelled, so it must tolerate a half-done start.
 
     Optionally define ``async def run(self) -> None``: a long-running body started after ``start()``
-    returns. At shutdown the framework cancels ``run()`` first, waits for it to finish (within the
-    service's stop bound), then calls ``stop()``. If ``run()`` raises, the application shuts down
-    in order and exits 1.
+    returns. At the first moment of shutdown ``self.stopping`` is set. A ``run()`` that reads it
+    gets ``services.<name>.drain_timeout`` seconds (default: the service's stop bound) from the
+    moment its service's stop begins to return on its own (it ends warm); then it is cancelled
+    (cold). A ``run()`` that never read ``self.stopping`` cannot know it should finish: it is
+    cancelled at once. ``stop()`` is called after ``run()`` has ended, with its own stop bound.
+    If ``run()`` raises, the application shuts down in order and exits 1.
+
+    ``self.spawn(func, *args)`` starts a background task owned by the service: at shutdown its
+    tasks are awaited (within the same drain bound, then cancelled) before its ``stop()``.
 
     Subclasses need not call ``super().__init__()``.
     """
@@ -56,6 +69,26 @@ class Service:
         """The lifecycle state, kept by the framework."""
         return service_state(self)
 
+    @property
+    def stopping(self) -> ShutdownNotice:
+        """Set at the first moment of shutdown: ``is_set()`` and ``await wait()``. A ``run()``
+        that reads it is given ``services.<name>.drain_timeout`` to finish its current unit of
+        work and return, before it is cancelled."""
+        notice = stopping_notice(self)
+        assert notice is not None
+        return notice
+
+    def spawn(
+        self, func: Callable[..., Coroutine[Any, Any, Any]], *args: Any, name: str | None = None
+    ) -> None:
+        """Start ``func(*args)`` as a background task owned by this service (call it from the
+        event loop). At shutdown it is awaited, within the service's drain bound, before
+        ``stop()``; one still running then is cancelled. A task that raises is logged with its
+        ``name`` (default: the function's) and does not stop the application."""
+        tasks = spawned_tasks(self)
+        assert tasks is not None
+        tasks.spawn(func, *args, name=name)
+
 
 def service_state(service: object) -> ServiceState:
     state = getattr(service, "__dict__", {}).get(_STATE_ATTR)
@@ -68,3 +101,40 @@ def set_service_state(service: object, state: ServiceState) -> None:
         object.__setattr__(service, _STATE_ATTR, state)
     except (AttributeError, TypeError):
         pass
+
+
+def stopping_notice(service: object, *, create: bool = True) -> ShutdownNotice | None:
+    """``service.stopping``, created on first use (already set if the shutdown asked before);
+    with ``create=False``, None unless the service's code has read it."""
+    held = getattr(service, "__dict__", None)
+    if held is None:  # __slots__ and no __dict__: a notice of its own each time
+        return ShutdownNotice() if create else None
+    notice = held.get(_STOPPING_ATTR)
+    if notice is None and create:
+        notice = held[_STOPPING_ATTR] = ShutdownNotice()
+        if held.get(_STOP_ASKED_ATTR):
+            notice.set()
+    return notice if isinstance(notice, ShutdownNotice) else None
+
+
+def ask_to_stop(service: object) -> None:
+    """The first moment of shutdown: ``service.stopping`` is set (now, or when first read)."""
+    held = getattr(service, "__dict__", None)
+    if held is None:
+        return
+    held[_STOP_ASKED_ATTR] = True
+    notice = held.get(_STOPPING_ATTR)
+    if isinstance(notice, ShutdownNotice):
+        notice.set()
+
+
+def spawned_tasks(service: object, *, create: bool = True) -> SpawnedTasks | None:
+    """The tasks ``service`` spawned (created on first use); None if it has none and
+    ``create`` is false."""
+    held = getattr(service, "__dict__", None)
+    if held is None:
+        return SpawnedTasks() if create else None
+    tasks = held.get(_SPAWNED_ATTR)
+    if tasks is None and create:
+        tasks = held[_SPAWNED_ATTR] = SpawnedTasks()
+    return tasks if isinstance(tasks, SpawnedTasks) else None

@@ -30,7 +30,12 @@ from framework._engine.events import (
 )
 from framework._engine.graph import DependencyGraph
 from framework._engine.records import ServiceRecord, deadline
-from framework._engine.service import ServiceState, set_service_state
+from framework._engine.service import (
+    ServiceState,
+    set_service_state,
+    spawned_tasks,
+    stopping_notice,
+)
 from framework._engine.timing import STOP_GRACE
 from framework._engine.walk import Timer, Walk
 
@@ -125,28 +130,28 @@ class ReverseStop:
         return bound, end
 
     async def stop_one(self, name: str, timer: Timer) -> None:
-        """Cancel ``run()``, then ``stop()``, both within min(stop bound, what is left)."""
+        """End its work (`finish_work`: ``run()`` and spawned tasks), then ``stop()`` within
+        min(stop bound, what is left)."""
         rec = self.records[name]
         self.bus.emit_new(ServiceStopping, name)
         set_service_state(rec.service, ServiceState.STOPPING)
         began = self.clock()
-        bound, end = self.bound_of(rec, began)
-        plain = rec.run_done is None  # no run() body: stop() alone, bounded by the task's timer
-        scope = timer.scope if plain else anyio.CancelScope(deadline=end)
-        self.inflight[name] = _InFlight(began, end, bound, scope)
-        if end + STOP_GRACE < self.watch_until:
-            self.wake.set()
+        bound, _ = self.bound_of(rec, began)
         outcome = Outcome.OK
         error: Exception | None = None
         try:
-            if plain:
+            tasks = spawned_tasks(rec.service, create=False)
+            if rec.run_done is not None or (tasks is not None and tasks.running):
+                outcome = await self.finish_work(rec, began)
+            if not rec.stopped_for_restart:  # a restart stopped it, and it did not start again
+                now = self.clock()
+                bound, end = self.bound_of(rec, now)
+                self.track(name, now, end, bound, timer.scope)
                 await timer.run(rec.service.stop, end)
-            else:
-                outcome = await self.stop_with_run(rec, end, scope)
         except anyio.get_cancelled_exc_class():
             if is_stray():  # stop() re-raised a cancellation of its own: a failed stop
                 outcome, error = Outcome.FAILED, stray("stop()")
-            elif not (plain and timer.expired):
+            elif not timer.expired:
                 self.record(rec, began, bound, Outcome.CANCELLED)  # forced by a second signal
                 raise
             else:
@@ -154,27 +159,39 @@ class ReverseStop:
         except Exception as exc:
             outcome, error = Outcome.FAILED, exc
         finally:
-            del self.inflight[name]
+            self.inflight.pop(name, None)
         self.record(rec, began, bound, outcome, error)
 
-    @staticmethod
-    async def stop_with_run(rec: ServiceRecord, end: float, scope: anyio.CancelScope) -> Outcome:
-        """Cancel ``run()`` and wait for it, then ``stop()`` (unless a restart stopped it), both
-        by ``end``: whether either overran it."""
-        assert rec.run_done is not None
-        outcome = Outcome.OK
-        with anyio.CancelScope(deadline=end) as run_scope:
-            if rec.run_scope is not None:
-                rec.run_scope.cancel()
-            await rec.run_done.wait()
-        if run_scope.cancelled_caught:
-            outcome = Outcome.TIMED_OUT
-        with scope:
-            if not rec.stopped_for_restart:
-                await rec.service.stop()
-        if scope.cancelled_caught:
-            outcome = Outcome.TIMED_OUT
-        return outcome
+    def track(
+        self, name: str, began: float, end: float, bound: Bound, scope: anyio.CancelScope
+    ) -> None:
+        """``name``'s current phase ends by ``end``: the watchdog releases its dependencies past it."""
+        self.inflight[name] = _InFlight(began, end, bound, scope)
+        if end + STOP_GRACE < self.watch_until:
+            self.wake.set()
+
+    async def finish_work(self, rec: ServiceRecord, began: float) -> Outcome:
+        """The warm stop: until the drain bound (``services.<name>.drain_timeout``, default the
+        stop bound), a ``run()`` that reads ``self.stopping`` and the spawned tasks may finish on
+        their own; then what still runs is cancelled (cold) and waited for, by the stop bound.
+        TIMED_OUT when something outlived that too."""
+        bound, end = self.bound_of(rec, began)
+        drain = rec.drain_seconds if rec.drain_seconds is not None else rec.stop_bound.seconds
+        drain_end = min(deadline(began, drain), end)
+        tasks = spawned_tasks(rec.service, create=False)
+        with anyio.CancelScope(deadline=end) as scope:
+            self.track(rec.name, began, end, bound, scope)
+            if rec.run_done is not None:
+                if stopping_notice(rec.service, create=False) is not None:  # it can finish warm
+                    with anyio.CancelScope(deadline=drain_end):
+                        await rec.run_done.wait()
+                rec.run_ended = "warm" if rec.run_done.is_set() else "cold"
+                if rec.run_scope is not None:
+                    rec.run_scope.cancel()
+                await rec.run_done.wait()
+            if tasks is not None and tasks.running:
+                rec.tasks_cancelled = await tasks.finish(drain_end)
+        return Outcome.TIMED_OUT if scope.cancelled_caught else Outcome.OK
 
     async def watchdog(self) -> None:
         """Release the dependencies of stops that ignore cancellation past their deadline."""

@@ -219,6 +219,11 @@ class Application:
             restart={
                 n: RestartPolicy.from_settings(s) for n, s in sections.items() if n in services
             },
+            drain={
+                n: s.drain_timeout
+                for n, s in sections.items()
+                if n in services and s.drain_timeout is not None
+            },
         )
         for name, service in services.items():
             attach = getattr(service, "_framework_attach", None)

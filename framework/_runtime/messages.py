@@ -30,9 +30,11 @@ from framework._engine.events import (
     ServiceStopping,
     ShutdownFinished,
     ShutdownStarted,
+    SpawnedTaskFailed,
     StartupFinished,
 )
 from framework._engine.secrets import mask, redact
+from framework._engine.service import spawned_tasks
 
 if TYPE_CHECKING:
     from loguru import Logger
@@ -235,6 +237,9 @@ def status_line(name: str, service: object) -> str:
     extra = "".join(
         f", {fact.replace('_', ' ')} {value}" for fact, value in facts if isinstance(value, int)
     )
+    tasks = spawned_tasks(service, create=False)
+    if tasks is not None and tasks.running:
+        extra += f", spawned tasks running: {', '.join(tasks.names)}"
     return f"status: service {name!r} {getattr(service, 'state', 'unknown')}{extra}"
 
 
@@ -290,6 +295,11 @@ def log_event(event: Event) -> None:
         case ServiceHealthChanged(service=name, reason=why):
             log.bind(service=name, healthy=False).warning(
                 f"service {name!r} is unhealthy: {why}; /readyz answers 503"
+            )
+        case SpawnedTaskFailed(service=name, task=task, error=e):
+            log.bind(service=name, task=task, outcome="failed").opt(exception=e).error(
+                f"service {name!r}: spawned task {task!r} failed: {error_text(e)}; the "
+                "application goes on"
             )
         case RollingBack(reason=r, services=names, raised=raised):
             # a failed start's cause is on its own line just before: name the service only

@@ -63,6 +63,8 @@ def timeline(records: Iterable[ServiceRecord] | None) -> list[dict[str, Any]]:
                     {"at": round(r.at - origin, 6), "cause": mask(r.cause), "backoff": r.backoff}
                     for r in rec.restarts
                 ],
+                **({"run": rec.run_ended} if rec.run_ended is not None else {}),
+                **({"tasks_cancelled": rec.tasks_cancelled} if rec.tasks_cancelled else {}),
             }
         )
     return out
@@ -88,7 +90,10 @@ def render_timeline(entries: list[dict[str, Any]]) -> str:
         start, stop = e["start"], e["stop"]
         line = f"  {e['service']:<{width}}  start {_cell(start)}  stop {_cell(stop)}"
         restarts = len(e.get("restarts", ()))
-        lines.append(line + (f"  restarts {restarts}" if restarts else ""))
+        line += f"  run {e['run']}" if "run" in e else ""
+        line += f"  restarts {restarts}" if restarts else ""
+        cancelled = e.get("tasks_cancelled", ())
+        lines.append(line + (f"  tasks cancelled: {', '.join(cancelled)}" if cancelled else ""))
     return "\n".join(lines)
 
 
