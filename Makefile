@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test lint docs bench clean install postgres mermaid
+.PHONY: run test test-lowest lint docs bench clean install postgres mermaid
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -33,6 +33,31 @@ lint: $(STAMP)
 test: $(STAMP) lint docs
 	$(BIN)/python -m pytest -q
 
+# The same suite at the lowest versions pyproject.toml's ranges admit: every range is a promise.
+# uv resolves the project with its dev extra, each direct dependency at its floor (their own
+# dependencies at the newest that fit), into $(LOWEST)/requirements.txt, and installs that beside
+# the venv's own pip (tests build a wheel with it).
+# uv asks the registry pip asks. An index that pip is pointed to instead (PIP_INDEX_URL, or
+# index-url in pip's configuration) is read at run time and handed to uv. pip's extra local indexes
+# are not: each holds one release of a package, and uv, which takes a package's versions from the
+# first index that has it, would see only that release.
+LOWEST       ?= .venv-lowest
+LOWEST_BIN   := $(LOWEST)/bin
+LOWEST_STAMP := $(LOWEST)/.installed
+UV_INDEX      = $(or $(PIP_INDEX_URL),$(shell $(BIN)/python -m pip config get global.index-url 2>/dev/null))
+UV_PIP        = $(BIN)/uv pip $(1) --quiet --python $(LOWEST_BIN)/python $(if $(UV_INDEX),--index-url $(UV_INDEX))
+
+$(LOWEST_STAMP): pyproject.toml $(STAMP)
+	rm -rf $(LOWEST)
+	$(PYTHON) -m venv $(LOWEST)
+	$(call UV_PIP,compile) --resolution lowest-direct --extra dev pyproject.toml -o $(LOWEST)/requirements.txt
+	$(call UV_PIP,install) -r $(LOWEST)/requirements.txt
+	$(call UV_PIP,install) --no-deps -e .
+	touch $@
+
+test-lowest: $(LOWEST_STAMP)
+	$(LOWEST_BIN)/python -m pytest -q
+
 docs: $(STAMP)
 	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict --quiet
 
@@ -51,4 +76,4 @@ bench: $(VENV)/.bench
 	$(BIN)/python -m bench
 
 clean:
-	rm -rf $(VENV) site build *.egg-info
+	rm -rf $(VENV) $(LOWEST) site build *.egg-info

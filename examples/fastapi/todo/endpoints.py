@@ -42,7 +42,7 @@ def create_task(body: TaskIn, tasks: Tasks) -> TaskOut:
     try:
         return TaskOut.model_validate(tasks.create(body.title))
     except ValueError as error:
-        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, str(error)) from None
+        raise HTTPException(422, str(error)) from None
 
 
 @router.post("/tasks/{task_id}/done", response_model=TaskOut)
