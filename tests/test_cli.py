@@ -113,7 +113,7 @@ def test_check_prints_the_budget_when_it_fits() -> None:
     assert budget == [
         "budget: shutdown_delay 5 s + longest stop chain 20 s = 25 s "
         "<= lifecycle.shutdown_timeout 30 s",
-        "budget: shutdown_delay 5 s + shutdown_timeout 30 s + 2 s headroom = 37 s "
+        "budget: shutdown_timeout 30 s (shutdown_delay included) + 2 s = 32 s "
         "<= grace period 60 s (--grace-period)",
     ]
 

@@ -56,7 +56,14 @@ PUBLIC = {
         "HttpSettings",
         "LoggingSettings",
     },
-    "framework.testing": {"EventSpy", "Harness", "LeakError", "run_app", "run_app_sync"},
+    "framework.testing": {
+        "EventSpy",
+        "Harness",
+        "LeakError",
+        "run_app",
+        "run_app_sync",
+        "simulate_termination",
+    },
 }
 
 

@@ -20,6 +20,7 @@ from typing import Any, NoReturn
 
 import click
 
+from framework._cli.simulate import simulate_group
 from framework._compat import UnsupportedDependency, check_installed
 from framework._config.budget import budget_lines, check_budget
 from framework._config.load import load_settings, parse_override
@@ -274,6 +275,9 @@ def new(name: str, output_dir: Path, no_input: bool, sets: tuple[str, ...]) -> N
         _fail(exc)
         return
     click.echo(f"created {path}")
+
+
+cli.add_command(simulate_group(load_target))
 
 
 def main() -> None:

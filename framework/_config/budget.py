@@ -6,9 +6,20 @@ from collections.abc import Mapping
 
 from framework._config.settings import LifecycleSettings
 from framework._engine.graph import DependencyGraph
-from framework._engine.timing import GRACE_HEADROOM
+from framework._engine.timing import GRACE_HEADROOM, HARD_EXIT_MARGIN
 
-__all__ = ("GRACE_HEADROOM", "budget_lines", "check_budget")
+__all__ = ("GRACE_HEADROOM", "budget_lines", "check_budget", "minimum_grace_period")
+
+
+def minimum_grace_period(lc: LifecycleSettings, pre_stop: float = 0.0) -> float:
+    """The smallest platform grace period the process is sure to fit in, in seconds.
+
+    The watchdog ends the process at the latest ``lifecycle.shutdown_timeout`` + 2 s after the
+    first signal, ``shutdown_delay`` counting inside ``shutdown_timeout``; a preStop sleep runs
+    before the signal and counts in the platform's grace period too. One formula for ``framework
+    check``, the template's ``terminationGracePeriodSeconds`` and ``framework simulate``.
+    """
+    return lc.shutdown_timeout + HARD_EXIT_MARGIN + pre_stop
 
 
 def check_budget(
@@ -33,16 +44,14 @@ def check_budget(
             "short; raise lifecycle.shutdown_timeout or lower the stop bounds"
         )
     grace, source = _grace(lc, grace_period)
-    if grace is not None:
-        total = lc.shutdown_delay + lc.shutdown_timeout
-        if total + GRACE_HEADROOM > grace:
-            warnings.append(
-                f"lifecycle.shutdown_delay {lc.shutdown_delay:g} s + lifecycle.shutdown_timeout "
-                f"{lc.shutdown_timeout:g} s = {total:g} s leaves less than {GRACE_HEADROOM:g} s of "
-                f"the platform grace period {grace:g} s ({source}): the process may be killed "
-                f"before it stops; set the grace period to at least {total + GRACE_HEADROOM:g} s "
-                "or lower the budget"
-            )
+    if grace is not None and minimum_grace_period(lc) > grace:
+        warnings.append(
+            f"lifecycle.shutdown_timeout {lc.shutdown_timeout:g} s + {HARD_EXIT_MARGIN:g} s for the "
+            f"last words and the exit = {minimum_grace_period(lc):g} s exceeds the platform grace "
+            f"period {grace:g} s ({source}): the process may be killed before it stops; set the "
+            f"grace period to at least {minimum_grace_period(lc):g} s (plus any preStop sleep) "
+            "or lower lifecycle.shutdown_timeout"
+        )
     return warnings
 
 
@@ -61,10 +70,9 @@ def budget_lines(
     ]
     grace, source = _grace(lc, grace_period)
     if grace is not None:
-        total = lc.shutdown_delay + lc.shutdown_timeout
         lines.append(
-            f"shutdown_delay {lc.shutdown_delay:g} s + shutdown_timeout {lc.shutdown_timeout:g} s"
-            f" + {GRACE_HEADROOM:g} s headroom = {total + GRACE_HEADROOM:g} s <= grace period "
+            f"shutdown_timeout {lc.shutdown_timeout:g} s (shutdown_delay included) + "
+            f"{HARD_EXIT_MARGIN:g} s = {minimum_grace_period(lc):g} s <= grace period "
             f"{grace:g} s ({source})"
         )
     return lines

@@ -40,11 +40,19 @@ from framework._engine.events import (
 from framework._runtime.application import Application
 from framework._runtime.discovery import discover_graph
 from framework._runtime.wiring import unwire_container
+from framework.testing._simulate import simulate_termination
 
 if TYPE_CHECKING:
     import httpx
 
-__all__ = ("EventSpy", "Harness", "LeakError", "run_app", "run_app_sync")
+__all__ = (
+    "EventSpy",
+    "Harness",
+    "LeakError",
+    "run_app",
+    "run_app_sync",
+    "simulate_termination",
+)
 
 A = TypeVar("A", bound=Application)
 
