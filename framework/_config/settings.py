@@ -328,6 +328,27 @@ class ProcessSettings(BaseModel):
     restart_backoff_max: float = Field(
         30.0, gt=0, description="Most seconds before replacing a worker that died."
     )
+    max_requests: int = Field(
+        0,
+        ge=0,
+        description="Replace a worker (the rolling way) once it has served this many HTTP "
+        "requests plus a random 0..max_requests_jitter; 0: never.",
+    )
+    max_requests_jitter: int = Field(
+        0, ge=0, description="Spreads max_requests so that workers do not recycle together."
+    )
+    max_memory_mib: float = Field(
+        0,
+        ge=0,
+        description="Replace a worker (the rolling way) whose resident memory exceeds this many "
+        "MiB; 0: never.",
+    )
+    worker_timeout: float = Field(
+        30.0,
+        ge=0,
+        description="Seconds a worker's event loop may go without reporting to the supervisor "
+        "before it counts as hung: its stacks are logged, it is killed and replaced; 0: off.",
+    )
 
 
 class Settings(BaseSettings):

@@ -32,7 +32,9 @@ from types import FrameType
 from typing import TYPE_CHECKING, Any
 
 from framework._engine.exitcode import ExitCode
+from framework._process.heartbeat import all_in_time, beat_interval, end_hung, silence
 from framework._process.listeners import Listener, bind_listeners, http_listen_settings
+from framework._process.recycle import Recycler
 from framework._process.workers import Pool, Worker
 from framework._runtime.logs import log_worker_pid
 from framework._runtime.signals import handlers_taken
@@ -133,6 +135,8 @@ class Supervisor:
             _logger(),
         )
         self.shutdown_timeout = shutdown_timeout
+        self.pool.heartbeat = beat_interval(process, self.notifier.watchdog_interval)
+        self.recycler = Recycler(self.pool, shutdown_timeout + EXIT_MARGIN)
         self._signals: list[signal.Signals] = []
         self._stop_signal: signal.Signals | None = None
         self._forced = False
@@ -157,6 +161,7 @@ class Supervisor:
                 while self._stop_signal is None:
                     self._pump(TICK)
                     self.pool.replace_dead()
+                    self.recycler.tick()
                     if self._reload:
                         self._reload = False
                         self._roll()
@@ -210,13 +215,27 @@ class Supervisor:
         self.pool.reap()
         while self._signals:
             self._on_signal(self._signals.pop(0))
+        self._end_hung()
         self._ping()
 
+    def _end_hung(self) -> None:
+        """Log the stacks of each worker whose loop stopped reporting, kill it (see heartbeat)."""
+        timeout = self.pool.process.worker_timeout
+        if timeout <= 0 or self.pool.heartbeat is None:
+            return
+        for worker in self.pool.live():
+            silent = silence(worker, time.monotonic())
+            if silent is not None and silent > timeout and worker.reason != "timeout":
+                end_hung(worker, silent, timeout, self.log)
+
     def _ping(self) -> None:
+        """``WATCHDOG=1`` every interval while every worker reports in time (see heartbeat)."""
         interval = self.notifier.watchdog_interval
         if interval is not None and time.monotonic() >= self._next_ping:
-            self.notifier.watchdog()
-            self._next_ping = time.monotonic() + interval
+            limit = self.pool.process.worker_timeout or 2 * interval
+            if all_in_time(self.pool.live(), limit, time.monotonic()):
+                self.notifier.watchdog()
+                self._next_ping = time.monotonic() + interval
 
     def _wait(self, done: Callable[[], bool], seconds: float) -> bool:
         """Pump until ``done()`` or a stop signal, at most ``seconds``; whether ``done()``."""
@@ -282,6 +301,7 @@ class Supervisor:
                     f"{time.monotonic() - worker.started_at:.0f} s"
                     + (f": {worker.status}" if worker.status else "")
                 )
+            self.log.info(f"supervisor status: replacements {self.pool.replacement_counts()}")
         self.log.info(f"supervisor: received {sig.name}: passed on to {len(live)} worker(s)")
         self.pool.signal_all(sig)
 
@@ -371,6 +391,9 @@ class Supervisor:
             code = ExitCode.FAILURE
         else:
             code = ExitCode.OK
+        self.log.info(
+            f"supervisor: worker replacements by reason: {self.pool.replacement_counts()}"
+        )
         self.log.bind(exit_code=code).info(f"supervisor: exit code {code}")
         return code
 

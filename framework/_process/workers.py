@@ -17,6 +17,7 @@ import contextlib
 import ctypes
 import fcntl
 import os
+import random
 import signal
 import socket
 import sys
@@ -26,6 +27,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
+from framework._runtime.heartbeat import BEAT, HEARTBEAT_ENV, REQUESTS, RSS
+from framework._runtime.stacks import STACKS_FD_ENV
 from framework._runtime.systemd import SD_LISTEN_FDS_START, WORKER_ENV, listen_environment
 
 if TYPE_CHECKING:
@@ -60,6 +63,14 @@ class Worker:
     wait_status: int | None = None
     status: str = ""
     messages: list[str] = field(default_factory=list)
+    stacks: int | None = None  # the read end of the pipe its stacks are written to, on demand
+    beat_at: float | None = None  # its last heartbeat (framework._runtime.heartbeat)
+    requests: int = 0  # HTTP requests served, as its last heartbeat said
+    rss: int = 0  # resident memory in bytes, as its last heartbeat said
+    request_limit: int = 0  # replaced once it has served this many (0: never)
+    reason: str = ""  # why the supervisor replaces it: max_requests, max_memory, timeout
+    successor: Worker | None = None  # the new worker that replaces it once ready
+    retire_by: float | None = None  # a recycled worker still running then is killed
 
     @property
     def alive(self) -> bool:
@@ -101,6 +112,16 @@ class Worker:
                     self.stopping = True
                 elif line.startswith("STATUS="):
                     self.status = line.removeprefix("STATUS=")
+                else:
+                    self._heard(line)
+
+    def _heard(self, line: str) -> None:
+        """A heartbeat field: when it beat, what it served, its memory."""
+        key, _, value = line.partition("=")
+        if key == BEAT:
+            self.beat_at = time.monotonic()
+        elif key in (REQUESTS, RSS) and value.isdigit():
+            setattr(self, "requests" if key == REQUESTS else "rss", int(value))
 
     def send(self, sig: signal.Signals) -> None:
         """Send ``sig`` unless it has exited already."""
@@ -116,12 +137,24 @@ class Worker:
 
     def close(self) -> None:
         self.notify.close()
+        if self.stacks is not None:
+            with contextlib.suppress(OSError):
+                os.close(self.stacks)
+            self.stacks = None
 
 
 def spawn_worker(
-    command: Sequence[str], listeners: Sequence[Listener], slot: int, env: Mapping[str, str]
+    command: Sequence[str],
+    listeners: Sequence[Listener],
+    slot: int,
+    env: Mapping[str, str],
+    heartbeat: float | None = None,
 ) -> Worker:
-    """Fork and exec ``command`` as worker ``slot`` on ``listeners`` (see the module docstring)."""
+    """Fork and exec ``command`` as worker ``slot`` on ``listeners`` (see the module docstring).
+
+    With ``heartbeat`` (seconds), the worker reports in that often and gets a pipe, after its
+    sockets, for its stacks (`framework._runtime.heartbeat`, `framework._runtime.stacks`).
+    """
     notify = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
     name = f"@framework-{os.getpid()}-{slot}-{uuid.uuid4().hex[:12]}"
     notify.bind(b"\0" + name[1:].encode())
@@ -135,6 +168,13 @@ def spawn_worker(
     child_env.update({"NOTIFY_SOCKET": name, WORKER_ENV: str(slot)})
     argv = [str(arg) for arg in command]
     fds = [lst.sock.fileno() for lst in listeners]
+    stacks_r = stacks_w = None
+    if heartbeat is not None:
+        stacks_r, stacks_w = os.pipe()
+        os.set_blocking(stacks_r, False)
+        child_env[HEARTBEAT_ENV] = f"{heartbeat:g}"
+        child_env[STACKS_FD_ENV] = str(SD_LISTEN_FDS_START + len(fds))
+        fds.append(stacks_w)
     parent = os.getpid()
     set_death_signal = _death_signal_setter()
     pid = os.fork()
@@ -143,7 +183,9 @@ def spawn_worker(
             _child(argv, child_env, fds, parent, set_death_signal)
         finally:
             os._exit(127)
-    return Worker(pid=pid, slot=slot, notify=notify, started_at=time.monotonic())
+    if stacks_w is not None:
+        os.close(stacks_w)
+    return Worker(pid=pid, slot=slot, notify=notify, started_at=time.monotonic(), stacks=stacks_r)
 
 
 def _child(
@@ -221,9 +263,14 @@ class Pool:
         self.workers: list[Worker] = []  # running, and exited ones not yet accounted for
         self._due: dict[int, float] = {}  # slot -> when its replacement starts
         self._backoff: dict[int, float] = {}
+        self.heartbeat: float | None = None  # seconds between a worker's heartbeats; None: none
+        self.replacements: dict[str, int] = {}  # replacements by reason
 
     def spawn(self, slot: int) -> Worker:
-        worker = spawn_worker(self.command, self.listeners, slot, self.env)
+        worker = spawn_worker(self.command, self.listeners, slot, self.env, self.heartbeat)
+        if self.process.max_requests:
+            jitter = random.randint(0, self.process.max_requests_jitter)  # noqa: S311
+            worker.request_limit = self.process.max_requests + jitter
         self.workers.append(worker)
         self.log.info(f"worker {worker.pid} started (slot {slot}/{self.size})")
         return worker
@@ -260,19 +307,35 @@ class Pool:
         for worker in [w for w in self.workers if not w.alive]:
             self.forget(worker)
             if worker.retiring:
+                if worker.reason:  # recycled: its successor serves already
+                    self.log.info(
+                        f"worker {worker.pid} (slot {worker.slot}) {worker.describe_exit()}"
+                    )
                 continue
             if any(w.slot == worker.slot and w.alive for w in self.workers):
                 continue  # a new worker already serves this slot
             delay = self._next_backoff(worker, now)
             self._due[worker.slot] = now + delay
-            self.log.bind(exit_code=worker.exit_code).error(
-                f"worker {worker.pid} (slot {worker.slot}) {worker.describe_exit()} unexpectedly; "
-                f"replacing it in {delay:g} s"
+            reason = worker.reason or f"exited {worker.exit_code}"
+            self.count(reason)
+            self.log.bind(exit_code=worker.exit_code, reason=reason).error(
+                f"worker {worker.pid} (slot {worker.slot}) {worker.describe_exit()}"
+                f"{'' if worker.reason else ' unexpectedly'}; replacing it in {delay:g} s "
+                f"(reason: {reason})"
             )
         for slot, due in sorted(self._due.items()):
             if due <= now:
                 del self._due[slot]
                 self.spawn(slot)
+
+    def count(self, reason: str) -> None:
+        """One more replacement for ``reason``."""
+        self.replacements[reason] = self.replacements.get(reason, 0) + 1
+
+    def replacement_counts(self) -> str:
+        """``max_requests 23, timeout 1``: the replacements so far by reason; ``none``."""
+        counts = sorted(self.replacements.items())
+        return ", ".join(f"{reason} {n}" for reason, n in counts) if counts else "none"
 
     def _next_backoff(self, worker: Worker, now: float) -> float:
         first, most = self.process.restart_backoff, self.process.restart_backoff_max

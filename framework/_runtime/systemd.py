@@ -144,8 +144,16 @@ async def watchdog_loop(notifier: Notifier) -> None:
     """Send ``WATCHDOG=1`` every `Notifier.watchdog_interval` from the event loop, until cancelled.
 
     Returns at once when there is no watchdog. Run it in the application's task group: a blocked
-    event loop stops the pings, which is what the service manager's watchdog is for.
+    event loop stops the pings, which is what the service manager's watchdog is for. In a
+    supervisor's worker asked for heartbeats, it sends those instead
+    (`framework._runtime.heartbeat`): the supervisor pings the service manager for its workers.
     """
+    from framework._runtime.heartbeat import heartbeat_interval, heartbeat_loop
+
+    beat = heartbeat_interval()
+    if beat is not None and notifier.enabled:
+        await heartbeat_loop(notifier, beat)
+        return
     interval = notifier.watchdog_interval
     if interval is None:
         return

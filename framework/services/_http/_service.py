@@ -13,6 +13,7 @@ import anyio
 from framework._config.settings import HttpSettings
 from framework._engine.readiness import AppState, ShutdownNotice
 from framework._engine.service import Service
+from framework._runtime.heartbeat import count_requests, heartbeat_interval
 from framework._runtime.systemd import take_inherited_socket
 from framework.services._asyncio import require_asyncio
 from framework.services._http._connections import protocol_classes
@@ -210,6 +211,8 @@ class HttpService(Service):
             settled.set()
 
         self._server = server = server_class()(config, started, self._plan.run)
+        if heartbeat_interval() is not None:  # a supervisor's worker: it reports what it served
+            count_requests(lambda: server.server_state.total_requests)
         self._task = asyncio.create_task(
             self._serve(server, sock, settled, done), name=f"uvicorn {self.url}"
         )
