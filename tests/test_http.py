@@ -80,7 +80,7 @@ async def test_probes_answer_200_in_front_of_the_app_when_ready(build: Build) ->
             livez = await client.get("/livez")
             readyz = await client.get("/readyz")
             hello = await client.get("/hello")
-    assert (livez.status_code, readyz.status_code, readyz.text) == (200, 200, "ready\n")
+    assert (livez.status_code, readyz.status_code, readyz.json()) == (200, 200, {"status": "ready"})
     assert (hello.status_code, hello.text) == (200, "hello")
     assert app.exit_code == 0
 
@@ -105,9 +105,9 @@ async def test_readyz_is_503_until_every_service_has_started(build: Build) -> No
             await wait_until(lambda: app.readiness.ready, "the application to be ready")
             ready = await client.get("/readyz")
         done.set()
-    assert (starting.status_code, starting.text) == (503, "starting\n")
+    assert (starting.status_code, starting.json()) == (503, {"status": "starting"})
     assert livez.status_code == 200
-    assert (ready.status_code, ready.text) == (200, "ready\n")
+    assert (ready.status_code, ready.json()) == (200, {"status": "ready"})
 
 
 async def test_readyz_details_list_service_names_and_states_only(build: Build) -> None:
@@ -535,3 +535,26 @@ async def test_accepted_connections_disable_nagle(build: Build) -> None:
         sock = http_of(app)._socket
         assert sock is not None
         assert sock.proto == socket.IPPROTO_TCP
+
+
+@pytest.mark.slow
+def test_a_failing_lifespan_shutdown_is_a_failed_stop(tmp_path: Path) -> None:
+    """Code after ``yield`` in a FastAPI lifespan raises: the stop of the HTTP service fails,
+    naming the error, and the exit code is 1 (uvicorn alone only logs it)."""
+    from tests._process import finish, free_port, spawn
+
+    port = free_port()
+    proc = spawn(tmp_path, "run", "tests.lifespan_apps:App", "--set", f"http.port={port}")
+    deadline = time.monotonic() + 20
+    while True:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=1):
+                break
+        except OSError:
+            assert time.monotonic() < deadline and proc.poll() is None, "never listened"
+            time.sleep(0.05)
+    proc.send_signal(signal.SIGTERM)
+    code, err = finish(proc)
+    assert code == 1, err
+    assert "lifespan shutdown failed (RuntimeError: could not flush the outbox)" in err
+    assert "exit code 1" in err.strip().splitlines()[-1]

@@ -172,3 +172,34 @@ def test_a_client_that_never_reads_does_not_starve_the_next_stop(tmp_path: Path)
     assert "1 connection(s) aborted at the stop bound" in stderr
     assert code == 0, stderr[-3000:]
     assert took < 5.5 + 2.0  # the shutdown bound, generous slack
+
+
+@pytest.mark.slow
+def test_probes_answer_past_limit_concurrency(tmp_path: Path) -> None:
+    """``http.limit_concurrency = 4`` and four idle keep-alive connections open: /livez and
+    /readyz still answer 200 on a fifth connection (the kubelet's), an ordinary request there
+    gets 503 "Service Unavailable", and the four connections are still served."""
+    port = free_port()
+    proc = start_server(tmp_path, port, "http.limit_concurrency=4")
+    held = [http.client.HTTPConnection("127.0.0.1", port, timeout=5) for _ in range(4)]
+    try:
+        for conn in held:  # keep-alive: each stays open after its response
+            conn.request("GET", "/hello")
+            assert conn.getresponse().read() == b"hello"
+        for path in ("/livez", "/readyz"):
+            probe = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
+            probe.request("GET", path)
+            assert probe.getresponse().status == 200, path
+            probe.close()
+        extra = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
+        extra.request("GET", "/hello")
+        refused = extra.getresponse()
+        assert (refused.status, refused.read()) == (503, b"Service Unavailable")
+        extra.close()
+        held[0].request("GET", "/hello")
+        assert held[0].getresponse().status == 200
+    finally:
+        for conn in held:
+            conn.close()
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=30)

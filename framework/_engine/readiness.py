@@ -23,6 +23,10 @@ class AppState(enum.StrEnum):
     STOPPED = "stopped"
 
 
+RESTARTING = "restarting"
+"""The reason of a service whose ``run()`` is being restarted (`Unhealthy.reason`)."""
+
+
 @dataclass(frozen=True)
 class Unhealthy:
     """Why a service is not ready although it started: a failed health check, or a restart."""
@@ -59,6 +63,22 @@ class Readiness:
 
     def mark_healthy(self, service: str) -> None:
         self.unhealthy.pop(service, None)
+
+    def why(self) -> dict[str, Any]:
+        """What ``/readyz`` says: ``{"status": ...}``, one of ``ready``, ``starting``, ``shutting
+        down``, ``restarting`` (with ``restarting``: the services named) or ``unhealthy`` (with
+        ``unhealthy``: each service named, and why)."""
+        if self.state is AppState.STOPPED:
+            return {"status": AppState.SHUTTING_DOWN.value}
+        if self.state is not AppState.READY or not self.unhealthy:
+            return {"status": self.state.value}
+        restarting = {n: u.reason for n, u in self.unhealthy.items() if u.reason == RESTARTING}
+        if restarting:
+            return {"status": RESTARTING, RESTARTING: sorted(restarting)}
+        failing = {
+            name: u.reason.removeprefix("unhealthy: ") for name, u in sorted(self.unhealthy.items())
+        }
+        return {"status": "unhealthy", "unhealthy": failing}
 
     def details(self) -> dict[str, Any]:
         """Which services keep the application from being ready, and since when."""

@@ -22,7 +22,7 @@ from framework._engine.events import (
     StartupFinished,
     takes,
 )
-from framework._engine.readiness import AppState, Readiness
+from framework._engine.readiness import RESTARTING, AppState, Readiness
 
 __all__ = ("follow_lifecycle",)
 
@@ -58,7 +58,7 @@ def follow_lifecycle(readiness: Readiness) -> EventHandler:
             case ShutdownFinished():
                 readiness.set_state(AppState.STOPPED)
             case ServiceRestarting(service=name):
-                restarting[name] = "restarting"
+                restarting[name] = RESTARTING
                 update(name)
             case ServiceRestarted(service=name):
                 restarting.pop(name, None)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from framework._engine.errors import FrameworkError
 
-__all__ = ("HttpServiceError", "ListenError", "RequestsCutOffError")
+__all__ = ("HttpServiceError", "LifespanShutdownError", "ListenError", "RequestsCutOffError")
 
 
 class HttpServiceError(FrameworkError):
@@ -19,6 +19,12 @@ class ListenError(HttpServiceError, OSError):
     def __init__(self, message: str, errno_: int | None = None) -> None:
         super().__init__(message)
         self.errno = errno_
+
+
+class LifespanShutdownError(HttpServiceError):
+    """The ASGI app's lifespan shutdown failed (``lifespan.shutdown.failed``, or it raised)."""
+
+    explained = True  # uvicorn logged the app's traceback already
 
 
 class RequestsCutOffError(HttpServiceError):

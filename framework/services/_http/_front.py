@@ -13,6 +13,8 @@ import time
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import TYPE_CHECKING, Any
 
+from framework.services._cutoff import CURRENT_REQUEST, RequestWork
+
 if TYPE_CHECKING:
     from framework.services._http._service import HttpService
 
@@ -115,6 +117,10 @@ class Front:
         self.metrics = service._metrics
         self.notice = service.notice  # the application's once the service is attached to one
         self.watch = not served or self.metrics is not None
+        self.limit = settings.limit_concurrency
+        self.lifespan_failed: str | None = None
+        """Why the app's lifespan shutdown failed (``lifespan.shutdown.failed``, or it raised)."""
+        self.connections = service._plan.connections
         self.probes: dict[str, Callable[[Send, bool], Awaitable[None]]] = {}
         paths = [(settings.livez_path, self._livez), (settings.readyz_path, self._readyz)]
         if settings.metrics_path is not None:
@@ -127,7 +133,7 @@ class Front:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         kind = scope["type"]
         if kind != "http" and kind != "websocket":  # lifespan
-            await self.app(scope, receive, send)
+            await self._lifespan(scope, receive, send)
             return
         notice = self.notice
         extensions = scope.get("extensions")
@@ -137,11 +143,16 @@ class Front:
             extensions[NOTICE] = notice
         if kind == "http":
             probe = self.probes.get(scope["path"])
-            if probe is not None:
+            if probe is not None:  # answered here, before any limit: never refused for load
                 await probe(send, notice.is_set())
                 return
+        if self.limit is not None and self._over_limit(self.limit):
+            await refuse(kind, send)
+            return
+        work = RequestWork()  # this task's own context: its worker threads see the same object
+        CURRENT_REQUEST.set(work)
         if self.watch:
-            await self._watched(scope, receive, send)
+            await self._watched(scope, receive, send, work)
             return
         try:  # uvicorn's own send; its task is in uvicorn's set, which a drain cuts off
             await self.app(scope, receive, send)
@@ -150,7 +161,39 @@ class Front:
                 raise  # not (only) our cut-off: the server itself is going away
             # only uvicorn calls it unwatched: ``send`` is its own (a request cycle's)
             if kind == "http" and not self.response_started(send):
-                await answer(send, 503, _CUT_OFF_BODY, close=True)
+                work.cut_off = True  # first: a worker thread still running must not commit
+                close = not self.closes_after(send, CLOSE)  # the header once, not twice
+                await answer(send, 503, _CUT_OFF_BODY, close=close)
+
+    async def _lifespan(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """The app's lifespan, watched: a shutdown that fails is remembered for `stop()`, which
+        then fails (uvicorn only logs it)."""
+        shutting_down = False
+
+        async def receive_watched() -> Message:
+            nonlocal shutting_down
+            message = await receive()
+            shutting_down = shutting_down or message.get("type") == "lifespan.shutdown"
+            return message
+
+        async def send_watched(message: Message) -> None:
+            if message.get("type") == "lifespan.shutdown.failed":
+                text = str(message.get("message") or "").strip()  # Starlette: a traceback
+                self.lifespan_failed = text.splitlines()[-1] if text else "no reason given"
+            await send(message)
+
+        try:
+            await self.app(scope, receive_watched, send_watched)
+        except Exception as exc:
+            if shutting_down and self.lifespan_failed is None:
+                self.lifespan_failed = f"{type(exc).__name__}: {exc}"
+            raise
+
+    def _over_limit(self, limit: int) -> bool:
+        """``http.limit_concurrency``: more connections open, or as many requests already in
+        flight (this one not counted). Enforced here, after the probes, not by uvicorn: its own
+        check refuses the probes too, so a busy pool of clients would look like a dead pod."""
+        return len(self.connections) > limit or len(self.requests) - 1 >= limit
 
     async def _livez(self, send: Send, close: bool) -> None:
         await answer(send, 200, b"alive\n", close=close)
@@ -160,15 +203,13 @@ class Front:
         await answer(send, 200, *self.metrics.render(), close=close)
 
     async def _readyz(self, send: Send, close: bool) -> None:
+        """200 or 503, with a JSON body that says why (`HttpService.readiness_report`)."""
         service = self.service
         code = 200 if service.ready else 503
-        if self.settings.readyz_details:
-            body = json.dumps(service.readiness_report()).encode() + b"\n"
-            await answer(send, code, body, "application/json", close=close)
-        else:
-            await answer(send, code, f"{service.status.value}\n".encode(), close=close)
+        body = json.dumps(service.readiness_report()).encode() + b"\n"
+        await answer(send, code, body, "application/json", close=close)
 
-    async def _watched(self, scope: Scope, receive: Receive, send: Send) -> None:
+    async def _watched(self, scope: Scope, receive: Receive, send: Send, work: RequestWork) -> None:
         """A request tracked here, an HTTP one with its ``send`` watched: for the metrics, for
         ``Connection: close`` once shutdown began, for whether a response started."""
         http = scope["type"] == "http"
@@ -202,7 +243,8 @@ class Front:
                 if not requests.was_cut():
                     raise  # not (only) our cut-off: the server itself is going away
                 if http and not responded:
-                    await answer(send, 503, _CUT_OFF_BODY, close=True)
+                    work.cut_off = True  # first: a worker thread still running must not commit
+                    await answer(send, 503, _CUT_OFF_BODY, close=not closes_after(send, CLOSE))
                     status = 503
         finally:
             requests.tasks.discard(task)
@@ -229,6 +271,15 @@ async def answer(
         headers.append(CLOSE)
     await send({"type": "http.response.start", "status": status, "headers": headers})
     await send({"type": "http.response.body", "body": body})
+
+
+async def refuse(kind: str, send: Send) -> None:
+    """Over ``http.limit_concurrency``: 503 (as uvicorn answers it), or a websocket closed
+    before it is accepted (1013: try again later)."""
+    if kind == "http":
+        await answer(send, 503, b"Service Unavailable", close=True)
+    else:
+        await send({"type": "websocket.close", "code": 1013})
 
 
 def closing(message: Message) -> Message:

@@ -12,13 +12,18 @@ import anyio
 
 from framework._config.settings import HttpSettings
 from framework._engine.readiness import AppState, ShutdownNotice
+from framework._engine.secrets import mask
 from framework._engine.service import Service
 from framework._runtime.heartbeat import count_requests, heartbeat_interval
 from framework._runtime.systemd import take_inherited_socket
 from framework.services._asyncio import require_asyncio
 from framework.services._http._connections import protocol_classes
 from framework.services._http._drain import DrainPlan, abort_connections, close_listeners
-from framework.services._http._errors import HttpServiceError, RequestsCutOffError
+from framework.services._http._errors import (
+    HttpServiceError,
+    LifespanShutdownError,
+    RequestsCutOffError,
+)
 from framework.services._http._front import ASGIApp, Front, Requests
 from framework.services._http._loop import check_loop
 from framework.services._http._metrics import Metrics
@@ -135,12 +140,9 @@ class HttpService(Service):
 
     @property
     def status(self) -> AppState:
-        """What ``/readyz`` reports: the application's state, or this server's when standalone."""
+        """The application's state, or this server's when standalone."""
         if self._context is not None:
-            readiness = self._context.readiness
-            if readiness.state is AppState.READY and not readiness.ready:
-                return AppState.STARTING  # a service is unhealthy or restarting
-            return readiness.state
+            return self._context.readiness.state
         if self._done is not None and self._done.is_set():
             return AppState.STOPPED
         if self._stopping:
@@ -151,13 +153,20 @@ class HttpService(Service):
 
     @property
     def ready(self) -> bool:
-        """Whether ``/readyz`` answers 200."""
+        """Whether ``/readyz`` answers 200: the application is ready, and no service is unhealthy
+        or restarting."""
+        if self._context is not None:
+            return self._context.readiness.ready
         return self.status is AppState.READY
 
     def readiness_report(self) -> dict[str, Any]:
-        """The ``/readyz`` details: the status and each service's state (no configuration)."""
-        report: dict[str, Any] = {"status": self.status.value}
-        if self._context is not None:
+        """The ``/readyz`` body: ``status`` (``ready``, ``starting``, ``shutting down``,
+        ``restarting`` or ``unhealthy``, naming the services concerned and why); with
+        ``http.readyz_details`` also each service's state (never configuration)."""
+        if self._context is None:
+            return {"status": self.status.value}
+        report: dict[str, Any] = self._context.readiness.why()
+        if self.settings.readyz_details:
             services = self._context.services()
             if services:
                 report["services"] = {name: view.state.value for name, view in services.items()}
@@ -184,6 +193,7 @@ class HttpService(Service):
         import uvicorn
 
         from framework._compat.uvicorn import request_tasks, server_class
+        from framework.services._instruments import instrument_asgi
 
         settings = self.settings
         # a socket passed by systemd socket activation or the framework's supervisor, else our own
@@ -194,6 +204,7 @@ class HttpService(Service):
         )
         self._port = int(sock.getsockname()[1])
         self._served = front = Front(self, served=True)
+        front.app = instrument_asgi(front.app)  # a server span per request while telemetry runs
         # protocol classes of the service's own: they track its connections, and apply
         # access_log to this server alone (see protocol_classes)
         http, http_class, ws_class = protocol_classes(
@@ -242,7 +253,7 @@ class HttpService(Service):
             "loop": s.loop,
             "timeout_keep_alive": s.timeout_keep_alive,
             "backlog": s.backlog,
-            "limit_concurrency": s.limit_concurrency,
+            # limit_concurrency is enforced by the front app, after the probes (see Front)
             "proxy_headers": s.proxy_headers,
             "forwarded_allow_ips": s.forwarded_allow_ips,
             "root_path": s.root_path,
@@ -272,11 +283,21 @@ class HttpService(Service):
             done.set()
 
     async def run(self) -> None:
-        """While the application runs: if uvicorn stops serving by itself, fail (exit 1)."""
-        if self._done is None:
+        """While the application runs: if uvicorn stops serving by itself, fail (exit 1).
+        Returns at the first moment of shutdown (its stop drains the server)."""
+        done, stopping = self._done, self.stopping
+        if done is None:
             return
-        await self._done.wait()
-        if not self._stopping:
+        async with anyio.create_task_group() as tg:
+
+            async def until_stopping() -> None:
+                await stopping.wait()
+                tg.cancel_scope.cancel()
+
+            tg.start_soon(until_stopping)
+            await done.wait()
+            tg.cancel_scope.cancel()
+        if not self._stopping and not stopping.is_set():
             raise HttpServiceError(
                 f"{self.name}: the HTTP server on {self.url} stopped serving unexpectedly: "
                 f"{self._failure}"
@@ -323,6 +344,12 @@ class HttpService(Service):
             self._close_socket()
             if self._listening:
                 self._report(anyio.current_time() - began)
+        failed = self._served.lifespan_failed if self._served is not None else None
+        if failed is not None:
+            raise LifespanShutdownError(
+                f"{self.name}: the ASGI app's lifespan shutdown failed ({mask(failed)}): what it "
+                "does after `yield` (flushing, closing clients) did not finish"
+            )
         if requests.cut_off:
             raise RequestsCutOffError(
                 f"{self.name}: {requests.cut_off} request(s) still running "
