@@ -55,6 +55,10 @@ PUBLIC = {
         "HttpService",
         "HttpSettings",
         "LoggingSettings",
+        "SentryService",
+        "SentrySettings",
+        "TelemetryService",
+        "TelemetrySettings",
     },
     "framework.testing": {
         "EventSpy",
@@ -107,8 +111,13 @@ def test_exit_codes_are_the_contract() -> None:
 
 
 def test_importing_framework_loads_no_server_or_database() -> None:
-    """Importing the package stays cheap: uvicorn and SQLAlchemy load only when a service is made."""
-    code = "import sys, framework, framework.services; print(sorted(m for m in ('uvicorn', 'sqlalchemy') if m in sys.modules))"
+    """Importing the package stays cheap: uvicorn, SQLAlchemy, OpenTelemetry and sentry-sdk load
+    only when a service is made or started (also when the telemetry classes are looked up)."""
+    code = (
+        "import sys, framework, framework.services as s; s.TelemetryService; s.SentryService; "
+        "print(sorted(m for m in ('uvicorn', 'sqlalchemy', 'opentelemetry', 'sentry_sdk') "
+        "if m in sys.modules))"
+    )
     out = subprocess.run(
         [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60
     )

@@ -16,7 +16,7 @@ import re
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 __all__ = (
@@ -26,8 +26,10 @@ __all__ = (
     "LifecycleSettings",
     "LoggingSettings",
     "ProcessSettings",
+    "SentrySettings",
     "ServiceSettings",
     "Settings",
+    "TelemetrySettings",
 )
 
 
@@ -351,6 +353,50 @@ class ProcessSettings(BaseModel):
     )
 
 
+class TelemetrySettings(BaseModel):
+    """Settings section ``telemetry`` (`framework.services.TelemetryService`, extra ``otel``)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    service_name: str | None = Field(
+        None, description="service.name of every span; None: the application class name."
+    )
+    endpoint: str = Field(
+        "http://127.0.0.1:4318",
+        description="OTLP/HTTP base URL: spans go to <endpoint>/v1/traces, metrics to /v1/metrics.",
+    )
+    headers: dict[str, SecretStr] = Field(
+        default_factory=dict, description="Headers of every export request (secret: never shown)."
+    )
+    sample_ratio: float = Field(
+        1.0, ge=0.0, le=1.0, description="Share of traces recorded (parent-based), 0.0 to 1.0."
+    )
+
+    @field_validator("endpoint")
+    @classmethod
+    def _http_url(cls, value: str) -> str:
+        if not re.match(r"^https?://[^/\s]+", value):
+            raise ValueError(
+                f"{value!r} is not an http:// or https:// URL; set it to the collector's "
+                "OTLP/HTTP address, like http://127.0.0.1:4318"
+            )
+        return value.rstrip("/")
+
+
+class SentrySettings(BaseModel):
+    """Settings section ``sentry`` (`framework.services.SentryService`, extra ``sentry``)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    dsn: SecretStr | None = Field(
+        None, description="The project's DSN (secret); None: send nothing."
+    )
+    environment: str | None = Field(None, description="The environment events are tagged with.")
+    traces_sample_rate: float = Field(
+        0.0, ge=0.0, le=1.0, description="Share of transactions sent to Sentry, 0.0 to 1.0."
+    )
+
+
 class Settings(BaseSettings):
     """The framework's settings. Subclass to add sections of your own.
 
@@ -374,6 +420,8 @@ class Settings(BaseSettings):
     database: DatabaseSettings = Field(default_factory=DatabaseSettings)
     logging: LoggingSettings = Field(default_factory=LoggingSettings)
     process: ProcessSettings = Field(default_factory=ProcessSettings)
+    telemetry: TelemetrySettings = Field(default_factory=TelemetrySettings)
+    sentry: SentrySettings = Field(default_factory=SentrySettings)
 
     @classmethod
     def settings_customise_sources(

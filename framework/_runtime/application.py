@@ -228,7 +228,15 @@ class Application:
         for name, service in services.items():
             attach = getattr(service, "_framework_attach", None)
             if callable(attach):  # built-in services learn their name and the readiness
-                attach(ServiceContext(name, self.readiness, self.settings, self._service_views))
+                attach(
+                    ServiceContext(
+                        name,
+                        self.readiness,
+                        self.settings,
+                        self._service_views,
+                        type(self).__name__,
+                    )
+                )
         return lifecycle
 
     def _service_views(self) -> dict[str, ServiceView]:

@@ -36,3 +36,5 @@ class ServiceContext:
     """The application's loaded settings."""
     services: Callable[[], Mapping[str, ServiceView]]
     """Every service of the application, in start order, read when called."""
+    app_name: str = ""
+    """The application's class name (the default name it reports itself under)."""

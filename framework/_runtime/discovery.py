@@ -8,6 +8,11 @@ Wiring adds edges: the providers that the container's wired modules inject (``Pr
 ``Provider[...]``, ``Closing[...]``, also inside ``Depends(...)`` and ``Annotated[...]``) are
 dependencies of every service that runs wired code (every ``HttpService``, and classes with
 ``uses_wiring = True``; see `framework._runtime.wiring`).
+
+Services that instrument others add edges too: a service class naming classes in
+``_framework_precedes`` (``TelemetryService`` names ``HttpService`` and ``DatabaseService``) is a
+dependency of every service of those classes (or their subclasses) in the container, so it starts
+before them and stops after them; no wiring needed.
 """
 
 from __future__ import annotations
@@ -21,7 +26,13 @@ from framework._engine.graph import DependencyGraph
 from framework._engine.service import Service
 from framework._runtime.wiring import uses_wiring, wired_injections
 
-__all__ = ("ServiceProviders", "discover_graph", "service_providers", "wired_edges")
+__all__ = (
+    "ServiceProviders",
+    "discover_graph",
+    "preceding_edges",
+    "service_providers",
+    "wired_edges",
+)
 
 
 class ServiceProviders(dict[str, Any]):
@@ -68,7 +79,30 @@ def discover_graph(services: Mapping[str, Any], *, container: Any = None) -> Dep
     if container is not None:
         for name, wired in wired_edges(services, container).items():
             deps[name] |= wired
+    for name, preceding in preceding_edges(services).items():
+        deps[name] |= preceding
     return DependencyGraph.from_edges(deps)
+
+
+def preceding_edges(services: Mapping[str, Any]) -> dict[str, frozenset[str]]:
+    """The edges that ``_framework_precedes`` adds: each service whose class (or a base of it) is
+    named there depends on the service that names it."""
+    firsts: dict[str, frozenset[str]] = {}
+    for name, provider in services.items():
+        names = getattr(provider.provides, "_framework_precedes", ())
+        if names:
+            firsts[name] = frozenset(names)
+    if not firsts:
+        return {}
+    edges: dict[str, frozenset[str]] = {}
+    for name, provider in services.items():
+        if name in firsts:
+            continue
+        classes = {f"{c.__module__}.{c.__qualname__}" for c in provider.provides.__mro__}
+        deps = frozenset(first for first, names in firsts.items() if classes & names)
+        if deps:
+            edges[name] = deps
+    return edges
 
 
 def wired_edges(services: Mapping[str, Any], container: Any) -> dict[str, frozenset[str]]:

@@ -36,7 +36,15 @@ from framework._engine.secrets import mask, remember
 if TYPE_CHECKING:
     from loguru import Logger, Record
 
-__all__ = ("GuardedSink", "LogSink", "Loss", "restore_fallback", "setup_logging", "silence")
+__all__ = (
+    "GuardedSink",
+    "LogSink",
+    "Loss",
+    "log_span_ids",
+    "restore_fallback",
+    "setup_logging",
+    "silence",
+)
 
 
 _fallback_id = -1
@@ -74,10 +82,22 @@ def _patch(record: Record) -> None:
     for key, value in extra.items():
         if isinstance(value, str):
             extra[key] = mask(value)
+    if _span_ids is not None and (ids := _span_ids()) is not None:
+        extra["trace_id"], extra["span_id"] = ids
     exc = record["exception"]
     if exc is not None:
         lines = traceback.format_exception(exc.type, exc.value, exc.traceback) if exc.type else ()
         extra["_traceback"] = mask("".join(lines)).rstrip("\n")
+
+
+_span_ids: Callable[[], tuple[str, str] | None] | None = None
+
+
+def log_span_ids(source: Callable[[], tuple[str, str] | None] | None) -> None:
+    """Have every record written inside a span carry ``trace_id`` and ``span_id`` (hex), as
+    ``source`` tells them for the current context (None outside a span); None: no more."""
+    global _span_ids
+    _span_ids = source
 
 
 _TEXT = "{time:YYYY-MM-DD HH:mm:ss.SSS} | {level: <8} | {extra[_line]}\n"

@@ -40,6 +40,7 @@ from framework._engine.secrets import redact
 from framework._engine.service import Service
 from framework.services._asyncio import require_asyncio
 from framework.services._cutoff import refuse_cut_off_commit
+from framework.services._instruments import instrument_engine
 
 if TYPE_CHECKING:
     from loguru import Logger
@@ -145,6 +146,7 @@ class DatabaseService(Service):
         from sqlalchemy import event
 
         event.listen(_core(engine), "commit", refuse_cut_off_commit)  # see services._cutoff
+        instrument_engine(_core(engine))  # a span per statement while telemetry runs
         safe_url = _safe(self.settings.url)
         try:
             await _select_one(engine)

@@ -1,0 +1,118 @@
+"""`SentryService`: sentry-sdk initialised at start, flushed within its stop bound, secrets masked.
+
+``start()`` calls ``sentry_sdk.init`` from the ``sentry`` section (``dsn``, ``environment``,
+``traces_sample_rate``) with a ``before_send`` (and ``before_send_transaction``) hook that passes
+every string of the event through the secret masking of the logs: no secret the settings hold is
+ever part of an event. sentry-sdk's own exit hook gets no time (``shutdown_timeout=0``): ``stop()``
+flushes, in a daemon thread waited for within the stop bound (less a reserve), after the HTTP
+servers and databases (which depend on this service) have stopped.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from framework._config.settings import SentrySettings
+from framework._engine.errors import FrameworkError
+from framework._engine.secrets import mask
+from framework._engine.service import Service
+from framework.services._telemetry import in_daemon_thread, require, stop_bound, within
+
+if TYPE_CHECKING:
+    from loguru import Logger
+
+    from framework._runtime.context import ServiceContext
+
+__all__ = ("SentryService", "SentrySettings", "masked_event")
+
+
+def masked_event(value: Any) -> Any:
+    """``value`` (an event, or any part of one) with every string masked, keys too."""
+    if isinstance(value, str):
+        return mask(value)
+    if isinstance(value, dict):
+        return {masked_event(k): masked_event(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return type(value)(masked_event(v) for v in value)
+    return value
+
+
+def _before_send(event: Any, hint: Any) -> Any:
+    return masked_event(event)
+
+
+def _masking_hooks(version: str) -> dict[str, Any]:
+    """The hooks that mask every event before it is sent: errors and messages (``before_send``),
+    and traces: transactions up to sentry-sdk 2, spans from 3 on."""
+    traces = "before_send_transaction" if int(version.split(".")[0]) < 3 else "before_send_span"
+    return {"before_send": _before_send, traces: _before_send}
+
+
+class SentryService(Service):
+    """Error reporting to Sentry (extra ``sentry``); with no ``sentry.dsn``, nothing is sent."""
+
+    _framework_precedes: ClassVar[frozenset[str]] = frozenset(
+        {
+            "framework.services._http._service.HttpService",
+            "framework.services._database.DatabaseService",
+        }
+    )
+
+    def __init__(self, settings: SentrySettings | None = None) -> None:
+        self.settings = settings if settings is not None else SentrySettings()
+        self.name = "sentry"
+        self._bound, self._bound_source = 10.0, "lifecycle.stop_timeout"
+        self._client: Any = None
+        from loguru import logger
+
+        self._log: Logger = logger.bind(service="sentry")
+
+    def _framework_attach(self, context: ServiceContext) -> None:
+        """Called by the application before any service starts: name and stop bound."""
+        from loguru import logger
+
+        self.name = context.name
+        self._bound, self._bound_source = stop_bound(context, type(self))
+        self._log = logger.bind(service=context.name)
+
+    async def start(self) -> None:
+        """Initialise sentry-sdk (with the masking hooks)."""
+        if self._client is not None:
+            raise FrameworkError(f"{self.name}: this SentryService was already started")
+        require("sentry", "sentry_sdk")
+        import sentry_sdk
+
+        dsn = self.settings.dsn.get_secret_value() if self.settings.dsn is not None else None
+        try:
+            sentry_sdk.init(
+                dsn=dsn or None,
+                environment=self.settings.environment,
+                traces_sample_rate=self.settings.traces_sample_rate,
+                shutdown_timeout=0,
+                **_masking_hooks(sentry_sdk.VERSION),
+            )
+        except Exception as exc:  # a malformed DSN
+            raise FrameworkError(
+                f"sentry.dsn is not usable: {mask(str(exc))}; set it to the DSN of the project, "
+                "like https://<key>@<host>/<project id>"
+            ) from None
+        self._client = sentry_sdk.get_client()
+        where = "events go to the configured DSN" if dsn else "no sentry.dsn: nothing is sent"
+        self._log.info(f"sentry ready: {where}")
+
+    async def stop(self) -> None:
+        """Flush the queued events within the stop bound (less a reserve), then close."""
+        client, self._client = self._client, None
+        if client is None:
+            return
+        bound = within(self._bound)
+
+        def flush() -> None:
+            client.flush(timeout=bound)
+            client.close(timeout=0)
+
+        if not await in_daemon_thread(flush, bound, f"framework-{self.name}-flush"):
+            self._log.warning(
+                f"sentry: the flush did not finish within {bound:.3g} s ({self._bound_source}, "
+                "less a reserve); events not sent are dropped"
+            )

@@ -1,0 +1,192 @@
+"""Telemetry flushed last: real `framework run` processes (`tests.telemetry_apps`), a real OTLP/HTTP
+receiver on loopback (`tests._otlp`), real requests, real SIGTERM, a real SQLite file."""
+
+from __future__ import annotations
+
+import http.client
+import json
+import signal
+import subprocess
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests._otlp import Receiver
+from tests._process import finish, free_port, spawn, with_sets
+from tests.sample_apps import read_journal
+
+pytestmark = pytest.mark.slow
+
+TOKEN = "s3cr3t-t0ken-value"
+DB_PASSWORD = "db-pa55word-value"
+SERVER, CLIENT = 2, 3  # the protobuf's SpanKind values
+REQUESTS = 200
+
+
+def run(tmp_path: Path, endpoint: str, port: int, *sets: str, target: str = "TracedApp") -> Any:
+    return spawn(
+        tmp_path,
+        "run",
+        f"tests.telemetry_apps:{target}",
+        "--report",
+        str(tmp_path / "report.json"),
+        *with_sets(
+            f"telemetry.endpoint='{endpoint}'",
+            f"http.port={port}",
+            # SQLite has no password: the URI form carries one it ignores, as a server URL would
+            f"database.url='sqlite+aiosqlite:///file:{tmp_path}/db.sqlite?uri=true&password={DB_PASSWORD}'",
+            f'app.journal="{tmp_path / "journal.txt"}"',
+            f"app.token={TOKEN}",
+            "services.telemetry.stop_timeout=1",
+            *sets,
+        ),
+    )
+
+
+def connect_when_ready(port: int, proc: subprocess.Popen[str]) -> http.client.HTTPConnection:
+    """A keep-alive connection, once ``/readyz`` answers 200 (bounded: 20 s)."""
+    deadline = time.monotonic() + 20
+    while True:
+        assert proc.poll() is None, proc.communicate()[1]
+        connection = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
+        try:
+            connection.request("GET", "/readyz")
+            answer = connection.getresponse()
+            answer.read()
+            if answer.status == 200:
+                return connection
+        except OSError:
+            pass
+        connection.close()
+        assert time.monotonic() < deadline, "never ready"
+        time.sleep(0.05)
+
+
+def get(connection: http.client.HTTPConnection, path: str) -> None:
+    connection.request("GET", path)
+    answer = connection.getresponse()
+    answer.read()
+    assert answer.status == 200
+
+
+def telemetry_stop_seconds(tmp_path: Path) -> float:
+    report = json.loads((tmp_path / "report.json").read_text(encoding="utf-8"))
+    (entry,) = [e for e in report["services"] if e["service"] == "telemetry"]
+    assert entry["stop"]["outcome"] == "ok", entry
+    return float(entry["stop"]["seconds"])
+
+
+def warnings_of(err: str) -> list[str]:
+    return [line for line in err.splitlines() if "| WARNING " in line or "| ERROR " in line]
+
+
+def test_every_request_span_is_exported_at_sigterm_with_its_statement_child(
+    tmp_path: Path,
+) -> None:
+    """200 requests on a keep-alive connection (every other one queries the database), then
+    SIGTERM right away (the batch processor's 5 s schedule has not fired): the receiver has 200
+    server spans, each /query one with its statement span as a child; the telemetry stopped
+    after the HTTP server and the database, and no edge to it was declared."""
+    receiver = Receiver()
+    try:
+        port = free_port()
+        proc = run(tmp_path, receiver.url, port)
+        connection = connect_when_ready(port, proc)
+        for i in range(REQUESTS):
+            get(connection, "/query" if i % 2 else "/plain")
+        connection.close()
+        proc.send_signal(signal.SIGTERM)
+        code, err = finish(proc)
+        assert code == 0, err
+        servers = [s for s in receiver.spans if s.kind == SERVER]
+        assert len(servers) == REQUESTS, err
+        queried = {s.span_id: s for s in servers if s.name == "GET /query"}
+        assert len(queried) == REQUESTS // 2
+        children = [s for s in receiver.spans if s.parent_span_id in queried]
+        assert {s.parent_span_id for s in children} == set(queried)
+        assert all(
+            s.kind == CLIENT and s.attributes["db.statement"] == "SELECT ?" for s in children
+        )
+        assert all(queried[s.parent_span_id].trace_id == s.trace_id for s in children)
+        assert receiver.resources[0]["service.name"] == "TracedApp"
+        lines = read_journal(tmp_path / "journal.txt")
+        assert lines[-2:] == ["Telemetry stopping", "Telemetry stopped"], lines
+        assert lines.index("Http stopped") < lines.index("Db stopping"), lines
+        assert not warnings_of(err), err
+    finally:
+        receiver.close()
+
+
+def test_no_secret_is_exported_and_log_lines_carry_the_span_ids(tmp_path: Path) -> None:
+    """App code puts a SecretStr setting and the database URL with its password on its span (an
+    attribute, a list attribute, an event, a recorded exception): neither secret is in any body
+    the receiver got, the mask is; the log line written inside the span carries its trace_id and
+    span_id."""
+    receiver = Receiver()
+    try:
+        port = free_port()
+        proc = run(tmp_path, receiver.url, port)
+        connection = connect_when_ready(port, proc)
+        get(connection, "/secret")
+        get(connection, "/query")
+        connection.close()
+        proc.send_signal(signal.SIGTERM)
+        code, err = finish(proc)
+        assert code == 0, err
+        raw = receiver.raw()
+        assert TOKEN.encode() not in raw and DB_PASSWORD.encode() not in raw
+        (span,) = [s for s in receiver.spans if s.name == "GET /secret"]
+        assert span.attributes["app.token"] == "**********"
+        assert "password=***" in span.attributes["app.urls"][0]
+        (line,) = [line for line in err.splitlines() if "inside the secret span" in line]
+        assert f"trace_id={span.trace_id} span_id={span.span_id}" in line
+        assert TOKEN not in err and DB_PASSWORD not in err
+    finally:
+        receiver.close()
+
+
+def test_an_unreachable_endpoint_costs_its_bound_and_one_warning(tmp_path: Path) -> None:
+    """Nothing listens at telemetry.endpoint: the app serves, SIGTERM exits 0, the telemetry's
+    stop kept its 1 s bound, and the failure is one warning line (none of the SDK's own)."""
+    port = free_port()
+    proc = run(tmp_path, f"http://127.0.0.1:{free_port()}", port)
+    connection = connect_when_ready(port, proc)
+    for _ in range(20):
+        get(connection, "/query")
+    connection.close()
+    proc.send_signal(signal.SIGTERM)
+    code, err = finish(proc)
+    assert code == 0, err
+    assert telemetry_stop_seconds(tmp_path) <= 1.0
+    (warning,) = warnings_of(err)
+    assert "telemetry" in warning and "telemetry.endpoint" in warning, err
+
+
+def test_an_endpoint_that_never_answers_keeps_the_bound_and_holds_no_thread(
+    tmp_path: Path,
+) -> None:
+    """The receiver reads every export and never answers: SIGTERM still exits 0, the telemetry's
+    stop kept its 1 s bound with one warning line, and the process ended within the shutdown
+    bound + 2 s of SIGTERM (the abandoned flush thread did not keep it alive)."""
+    receiver = Receiver(mode="hang")
+    try:
+        port = free_port()
+        proc = run(tmp_path, receiver.url, port, "lifecycle.shutdown_timeout=4")
+        connection = connect_when_ready(port, proc)
+        for _ in range(20):
+            get(connection, "/query")
+        signalled = time.monotonic()
+        connection.close()
+        proc.send_signal(signal.SIGTERM)
+        code, err = finish(proc, timeout=30)
+        took = time.monotonic() - signalled
+        assert code == 0, err
+        assert took <= 4 + 2, err
+        assert telemetry_stop_seconds(tmp_path) <= 1.0
+        (warning,) = warnings_of(err)
+        assert "did not finish within" in warning, err
+        assert receiver.bodies, "the export never reached the receiver"
+    finally:
+        receiver.close()
