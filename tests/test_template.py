@@ -10,7 +10,6 @@ import tomllib
 from pathlib import Path
 
 import pytest
-import yaml
 
 from framework._cli.template import (
     VARIABLES,
@@ -107,32 +106,6 @@ def test_without_database_no_database_section_or_files(tmp_path: Path) -> None:
     assert {"lifecycle", "http", "logging", "worker"} <= set(values)
     assert not (project / "nodb/database.py").exists()
     assert not (project / "nodb/orders.py").exists()
-
-
-def test_k8s_manifests_validate_and_the_grace_period_covers_the_budget(tmp_path: Path) -> None:
-    """The manifests are valid Kubernetes 1.30, probe /readyz and /livez, and the grace period
-    exceeds shutdown_delay + shutdown_timeout."""
-    import kubernetes_validate
-
-    project = render(
-        "kube",
-        output_dir=tmp_path,
-        no_input=True,
-        extra={"shutdown_delay": "7", "shutdown_timeout": "40"},
-    )
-    for path in sorted((project / "deploy/k8s").glob("*.yaml")):
-        for document in yaml.safe_load_all(path.read_text()):
-            kubernetes_validate.validate(document, desired_version="1.30", strict=True)
-    deployment = yaml.safe_load((project / "deploy/k8s/deployment.yaml").read_text())
-    grace = deployment["spec"]["template"]["spec"]["terminationGracePeriodSeconds"]
-    lifecycle = tomllib.loads((project / "config/default.toml").read_text())["lifecycle"]
-    assert lifecycle["shutdown_delay"] == 7
-    assert lifecycle["shutdown_timeout"] == 40
-    assert grace > lifecycle["shutdown_delay"] + lifecycle["shutdown_timeout"]
-    container = deployment["spec"]["template"]["spec"]["containers"][0]
-    assert container["readinessProbe"]["httpGet"]["path"] == "/readyz"
-    assert container["livenessProbe"]["httpGet"]["path"] == "/livez"
-    assert container["imagePullPolicy"] == "IfNotPresent"
 
 
 @pytest.mark.parametrize(

@@ -1,6 +1,7 @@
 """After rendering: drop the files of the variants not chosen; write config/default.toml from the
 settings models so that every knob is present and commented."""
 
+import math
 import os
 import sys
 from pathlib import Path
@@ -9,6 +10,9 @@ DATABASE = "{{ cookiecutter.include_database }}" == "yes"
 if not DATABASE:
     for name in ("database.py", "orders.py"):
         Path("{{ cookiecutter.package_name }}", name).unlink()
+if DATABASE:  # more than one replica needs a shared database first: not applied with deploy/k8s/
+    Path("deploy/k8s/shared-database").mkdir()
+    Path("deploy/k8s/hpa.yaml").rename("deploy/k8s/shared-database/hpa.yaml")
 if "{{ cookiecutter.web }}" != "fastapi":
     Path("{{ cookiecutter.package_name }}", "endpoints.py").unlink()
 
@@ -35,7 +39,8 @@ values = AppSettings(
         "stop_timeout": 7.0,
         "shutdown_delay": float("{{ cookiecutter.shutdown_delay }}"),
         "shutdown_timeout": float("{{ cookiecutter.shutdown_timeout }}"),
-        "grace_period": float("{{ cookiecutter.shutdown_delay }}") + float("{{ cookiecutter.shutdown_timeout }}") + 10,
+        # = terminationGracePeriodSeconds: shutdown_timeout (the delay counts inside it) + 2 s, rounded up
+        "grace_period": float(math.ceil(float("{{ cookiecutter.shutdown_timeout }}") + 2)),
     },
     database={"url": "sqlite+aiosqlite:///./{{ cookiecutter.package_name }}.db"},
 )

@@ -5,8 +5,9 @@ import sys
 from pathlib import Path
 
 import pytest
+import yaml
 
-from framework.testing import run_app
+from framework.testing import run_app, simulate_termination
 from {{ cookiecutter.package_name }}.app import App
 
 {% if cookiecutter.include_database == "yes" %}
@@ -54,3 +55,48 @@ def test_start_order():
 {% if cookiecutter.include_database == "yes" %}    assert check.stdout.splitlines() == ["0: db", "1: http worker"]
 {% else %}    assert check.stdout.splitlines() == ["0: http worker"]
 {% endif %}
+
+
+ROOT = Path(__file__).resolve().parent.parent
+ENDPOINT_LAG = 2.0
+"""Seconds your cluster keeps routing new requests to a pod after SIGTERM (endpoints, kube-proxy,
+the load balancer): measure it on your cluster and declare it here. lifecycle.shutdown_delay must
+cover it."""
+
+
+def grace_period() -> int:
+    """terminationGracePeriodSeconds, as deploy/k8s/deployment.yaml sets it."""
+    deployment = yaml.safe_load((ROOT / "deploy/k8s/deployment.yaml").read_text())
+    return deployment["spec"]["template"]["spec"]["terminationGracePeriodSeconds"]
+
+
+def test_the_grace_period_covers_the_shutdown():
+    """`framework check --grace-period` with the manifest's grace period: fails (exit 78) once
+    lifecycle.shutdown_timeout + 2 s no longer fits in it."""
+    check = subprocess.run(
+        [sys.executable, "-m", "framework", "check", "{{ cookiecutter.package_name }}.app:App",
+         "--env", "production", "--strict", "--grace-period", str(grace_period())],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert check.returncode == 0, check.stderr
+
+
+def test_a_pod_deletion_loses_no_request(tmp_path, monkeypatch):
+    """Kubernetes deletes the pod: SIGTERM, new requests still routed to it for ENDPOINT_LAG
+    seconds, SIGKILL at the manifest's grace period. Every request is answered and the process
+    exits on its own; fails when lifecycle.shutdown_delay drops below ENDPOINT_LAG."""
+    monkeypatch.chdir(ROOT)
+    overrides = {"logging.level": "WARNING"}
+{%- if cookiecutter.include_database == "yes" %}
+    overrides["database.url"] = f"sqlite+aiosqlite:///{tmp_path}/simulated.db"
+{%- endif %}
+    report = simulate_termination(
+        "{{ cookiecutter.package_name }}.app:App",
+        overrides=overrides,
+        endpoint_lag=ENDPOINT_LAG,
+        grace=grace_period(),
+    )
+    assert report.ok, report.text()
