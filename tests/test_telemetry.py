@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import http.client
 import json
+import os
 import signal
 import subprocess
 import time
@@ -14,7 +15,7 @@ from typing import Any
 import pytest
 
 from tests._otlp import Receiver
-from tests._process import finish, free_port, spawn, with_sets
+from tests._process import REPO, finish, free_port, spawn, with_sets
 from tests.sample_apps import read_journal
 
 pytestmark = pytest.mark.slow
@@ -39,7 +40,7 @@ def run(tmp_path: Path, endpoint: str, port: int, *sets: str, target: str = "Tra
             f"database.url='sqlite+aiosqlite:///file:{tmp_path}/db.sqlite?uri=true&password={DB_PASSWORD}'",
             f'app.journal="{tmp_path / "journal.txt"}"',
             f"app.token={TOKEN}",
-            "services.telemetry.stop_timeout=1",
+            f"services.{'sentry' if target == 'SentryApp' else 'telemetry'}.stop_timeout=1",
             *sets,
         ),
     )
@@ -188,5 +189,49 @@ def test_an_endpoint_that_never_answers_keeps_the_bound_and_holds_no_thread(
         (warning,) = warnings_of(err)
         assert "did not finish within" in warning, err
         assert receiver.bodies, "the export never reached the receiver"
+    finally:
+        receiver.close()
+
+
+def test_a_missing_extra_names_the_pip_install(tmp_path: Path) -> None:
+    """OpenTelemetry not importable (a package of that name that fails on import shadows it):
+    the app is not started, one error line names pip install 'framework[otel]', no traceback."""
+    shadow = tmp_path / "shadow" / "opentelemetry"
+    shadow.mkdir(parents=True)
+    (shadow / "__init__.py").write_text('raise ImportError("not installed")\n', encoding="utf-8")
+    proc = spawn(
+        tmp_path,
+        "run",
+        "tests.telemetry_apps:TracedApp",
+        *with_sets("http.port=0", f"database.url='sqlite+aiosqlite:///{tmp_path}/db.sqlite'"),
+        env={"PYTHONPATH": f"{shadow.parent}{os.pathsep}{REPO}"},
+    )
+    code, err = finish(proc)
+    assert code == 1, err
+    assert "pip install 'framework[otel]'" in err
+    assert "Traceback" not in err
+
+
+def test_no_secret_is_in_a_sentry_event(tmp_path: Path) -> None:
+    """sentry.dsn points at a loopback receiver that records the envelopes; app code sends an
+    exception and a message holding the SecretStr setting and the database password: both
+    arrive (flushed by the service's stop, after SIGTERM) and neither secret is in them."""
+    receiver = Receiver()
+    try:
+        port = free_port()
+        dsn = receiver.url.replace("http://", "http://publickey@") + "/1"
+        proc = run(tmp_path, receiver.url, port, f"sentry.dsn='{dsn}'", target="SentryApp")
+        connection = connect_when_ready(port, proc)
+        get(connection, "/report")
+        connection.close()
+        proc.send_signal(signal.SIGTERM)
+        code, err = finish(proc)
+        assert code == 0, err
+        raw = receiver.raw()
+        assert b"ValueError" in raw and b"connecting to" in raw, receiver.bodies
+        assert TOKEN.encode() not in raw and DB_PASSWORD.encode() not in raw
+        assert b"**********" in raw
+        lines = read_journal(tmp_path / "journal.txt")
+        assert lines[-2:] == ["Sentry stopping", "Sentry stopped"], lines
     finally:
         receiver.close()

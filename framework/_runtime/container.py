@@ -18,7 +18,7 @@ from dependency_injector import containers, providers
 from dependency_injector.errors import NonCopyableArgumentError
 
 from framework._config.settings import Settings
-from framework._engine.errors import GraphError, StartupError
+from framework._engine.errors import FrameworkError, GraphError, StartupError
 from framework._engine.graph import DependencyGraph
 from framework._engine.service import Service
 from framework._runtime import messages
@@ -66,7 +66,9 @@ def create_services(
             service = service_providers[name]()
         except Exception as exc:
             message = messages.not_created(name, exc)
-            messages.runner_log().opt(exception=exc).error(message)
+            # our own errors say what to do (a missing extra names the pip install): no traceback
+            shown = None if isinstance(exc, FrameworkError) else exc
+            messages.runner_log().opt(exception=shown).error(message)
             raise StartupError([], message) from exc
         if not isinstance(service, Service):
             message = messages.not_a_service(name, service)

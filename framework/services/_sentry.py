@@ -59,6 +59,7 @@ class SentryService(Service):
     )
 
     def __init__(self, settings: SentrySettings | None = None) -> None:
+        require("sentry", "sentry_sdk")  # a missing extra fails the build of the app
         self.settings = settings if settings is not None else SentrySettings()
         self.name = "sentry"
         self._bound, self._bound_source = 10.0, "lifecycle.stop_timeout"
@@ -79,7 +80,6 @@ class SentryService(Service):
         """Initialise sentry-sdk (with the masking hooks)."""
         if self._client is not None:
             raise FrameworkError(f"{self.name}: this SentryService was already started")
-        require("sentry", "sentry_sdk")
         import sentry_sdk
 
         dsn = self.settings.dsn.get_secret_value() if self.settings.dsn is not None else None

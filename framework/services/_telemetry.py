@@ -49,6 +49,12 @@ __all__ = (
 _RESERVE = 0.1  # share of the stop bound kept back to log the outcome before the bound expires
 _MAX_EXPORT_TIMEOUT = 10.0  # the SDK's own default for one export request
 _globals_set = False
+_NEEDED = (
+    "opentelemetry.sdk",
+    "opentelemetry.exporter.otlp.proto.http",
+    "opentelemetry.instrumentation.asgi",
+    "opentelemetry.instrumentation.sqlalchemy",
+)
 
 
 def require(extra: str, module: str) -> None:
@@ -79,6 +85,8 @@ class TelemetryService(Service):
     )
 
     def __init__(self, settings: TelemetrySettings | None = None) -> None:
+        for module in _NEEDED:  # a missing extra fails the build of the app, before any start
+            require("otel", module)
         self.settings = settings if settings is not None else TelemetrySettings()
         self.name = "telemetry"
         self.tracer_provider: Any = None
@@ -118,8 +126,6 @@ class TelemetryService(Service):
         """Build the providers and exporters, and instrument the services that start next."""
         if self.tracer_provider is not None:
             raise FrameworkError(f"{self.name}: this TelemetryService was already started")
-        require("otel", "opentelemetry.sdk")
-        require("otel", "opentelemetry.exporter.otlp.proto.http")
         from opentelemetry import metrics, trace
         from opentelemetry.sdk.resources import Resource
 
