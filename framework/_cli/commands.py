@@ -277,6 +277,9 @@ def new(name: str, output_dir: Path, no_input: bool, sets: tuple[str, ...]) -> N
     click.echo(f"created {path}")
 
 
+cli.add_command(importlib.import_module("framework._cli.dev").dev)  # `framework dev`
+
+
 cli.add_command(simulate_group(load_target))
 
 

@@ -21,6 +21,7 @@ ready, ``RELOADING=1`` during a rolling restart, ``STOPPING=1`` and ``WATCHDOG=1
 
 from __future__ import annotations
 
+import contextlib
 import os
 import selectors
 import signal
@@ -61,13 +62,20 @@ FORCE_GRACE = 1.0
 TICK = 0.05
 
 
-def supervise(app: Application, command: Sequence[str], *, workers: int | None = None) -> int:
+def supervise(
+    app: Application,
+    command: Sequence[str],
+    *,
+    workers: int | None = None,
+    prepare: Callable[[Supervisor], None] | None = None,
+) -> int:
     """Run ``workers`` copies of ``command`` on ``app``'s HTTP sockets until a signal ends them.
 
     ``app`` is built (settings loaded, graph checked) but not started; ``command`` is what each
     worker runs (`framework._process.workers.worker_command`). Returns the exit code. The caller has
     reported configuration errors already (exit 78); a socket that cannot be bound is logged and
-    gives exit 1.
+    gives exit 1. ``prepare`` is called with the supervisor before it starts its workers (the dev
+    loop starts its file watcher there).
     """
     from framework._config.load import secrets_of
     from framework.services._logging import setup_logging
@@ -90,6 +98,8 @@ def supervise(app: Application, command: Sequence[str], *, workers: int | None =
             process=settings.process,
             shutdown_timeout=settings.lifecycle.shutdown_timeout,
         )
+        if prepare is not None:
+            prepare(supervisor)
         try:
             return supervisor.run()
         finally:
@@ -145,6 +155,17 @@ class Supervisor:
         self._wake_r, self._wake_w = socket.socketpair()
         self._next_ping = 0.0
         self.log = _logger()
+
+    @property
+    def stop_signal(self) -> signal.Signals | None:
+        """The signal that stopped the supervisor; ``None`` if it ended on its own (a failed boot)."""
+        return self._stop_signal
+
+    def request_reload(self) -> None:
+        """A rolling restart, as on SIGHUP; callable from any thread (the dev loop's watcher)."""
+        self._reload = True
+        with contextlib.suppress(OSError):
+            self._wake_w.send(b"\0")  # wakes the loop as a signal would
 
     # -- the loop -------------------------------------------------------------------------------
 
