@@ -17,6 +17,13 @@ class Container(containers.DeclarativeContainer):
     wiring_config = containers.WiringConfiguration(modules=[".endpoints"])
 
 {% endif %}    settings = providers.Dependency(instance_of=AppSettings)
+
+    # Optional: traces and metrics over OTLP/HTTP (pip install 'framework[otel]'; section
+    # `telemetry`) and error reports (pip install 'framework[sentry]'; section `sentry`). The HTTP
+    # service and the database depend on them without wiring: they start first and flush last.
+    # Import them from framework.services, then uncomment:
+    # telemetry = providers.Singleton(TelemetryService, settings.provided.telemetry)
+    # sentry = providers.Singleton(SentryService, settings.provided.sentry)
 {% if cookiecutter.include_database == "yes" %}
     # starts first, stops last: both the worker and the HTTP service use it through the repository
     db = providers.Singleton(OrdersDatabase, settings=settings.provided.database)
