@@ -398,7 +398,9 @@ class Supervisor:
                 self.pool.kill_all()
                 break
             self._pump(min(TICK, limit - now))
-        codes = [w.exit_code for w in self.pool.workers]
+        # a worker still starting (a successor) that our SIGTERM ended before Python could handle
+        # it served nothing: its end is clean
+        codes = [w.exit_code for w in self.pool.workers if not _ended_starting(w)]
         for worker in self.pool.workers:
             if worker.alive:
                 continue
@@ -417,6 +419,10 @@ class Supervisor:
         )
         self.log.bind(exit_code=code).info(f"supervisor: exit code {code}")
         return code
+
+
+def _ended_starting(worker: Worker) -> bool:
+    return worker.ready_at is None and worker.exit_code == -signal.SIGTERM
 
 
 def _settled(worker: Worker) -> bool:

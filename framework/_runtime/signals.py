@@ -32,6 +32,8 @@ from typing import Any
 
 import sniffio
 
+from framework._runtime.stacks import log_stacks
+
 __all__ = (
     "SIGNALS",
     "USER_SIGNALS",
@@ -166,6 +168,8 @@ class SignalWatcher:
             return
         if sig in self._signals:
             self.count += 1
+            if self.count == 2:  # a forced shutdown: where it was stuck, for the post-mortem
+                log_stacks(f"{sig.name} received again: forcing the shutdown")
             self._handle(sig, self.count)
         if self._on_loop is not None:
             loop, on_loop = self._on_loop

@@ -26,6 +26,8 @@ __all__ = (
     "STACKS_SIGNAL",
     "arm_stack_signal",
     "log_stacks",
+    "log_text",
+    "stacks_report",
     "thread_stacks",
 )
 
@@ -48,19 +50,25 @@ def thread_stacks() -> str:
         return out.read().decode("utf-8", "replace").rstrip("\n")
 
 
+def stacks_report(why: str) -> str:
+    """One log entry's text: this process's pid, ``why``, and the stacks of all its threads."""
+    return f"stacks of all threads of process {os.getpid()} ({why}):\n{thread_stacks()}"
+
+
+def log_text(text: str) -> None:
+    """``text`` as one error entry of the framework's log (unbounded: see `log_stacks`)."""
+    from loguru import logger
+
+    logger.bind(logger_name="framework._runtime.stacks", pid=os.getpid()).error(text)
+
+
 def log_stacks(why: str) -> None:
     """Write every thread's stack to the log as one entry (to stderr if the log is stuck)."""
     from framework._runtime.watchdog import bounded, write_stderr
 
-    text = f"stacks of all threads of process {os.getpid()} ({why}):\n{thread_stacks()}"
-
-    def log() -> None:
-        from loguru import logger
-
-        logger.bind(logger_name="framework._runtime.stacks", pid=os.getpid()).error(text)
-
+    text = stacks_report(why)
     try:
-        done = bounded(log, LOG_BOUND)
+        done = bounded(lambda: log_text(text), LOG_BOUND)
     except Exception:  # a broken sink: stderr is what is left
         done = False
     if not done:

@@ -1,7 +1,8 @@
 """The last resort: end the process when the event loop cannot, after the logs are flushed.
 
 A `Watchdog` is armed with a deadline (``arm(seconds, code, why)``); if it is not disarmed in
-time it calls its ``last_words`` (the runner logs why, writes the timeline, flushes the logs) from
+time it logs the stacks of all threads (`framework._runtime.stacks`: what the process was stuck
+in), then calls its ``last_words`` (the runner logs why, writes the timeline, flushes the logs) from
 a timer thread and then exits the process with ``code``, even when the event loop is stuck in
 synchronous code. The exit path never waits on logging: the last words run in a thread of their
 own and get `LAST_WORDS_BOUND` seconds; if they do not finish (a log write blocked on a stalled
@@ -22,6 +23,7 @@ from collections.abc import Callable
 from typing import Any, Protocol
 
 from framework._engine.timing import LAST_WORDS_BOUND
+from framework._runtime.stacks import log_text, stacks_report
 
 __all__ = ("Timer", "Watchdog", "bounded", "daemon_timer", "exit_now", "write_stderr")
 
@@ -129,9 +131,19 @@ class Watchdog:
     def fire(self, code: int, why: str) -> None:
         """Exit now: the last words (log, report, flush), bounded, then the exit, whatever
         happens."""
+        stacks: list[str] = []  # the stacks of every thread, once taken; then whether logged
+
+        def words() -> None:
+            stacks.append(stacks_report(f"exiting now: {why}"))
+            log_text(stacks[0])
+            stacks.append("logged")
+            self._last_words(code, why)
+
         try:
             # the last words get what the last line and the exit's flush (0.1 s each) leave
-            done = bounded(lambda: self._last_words(code, why), max(self._bound - 0.2, 0.05))
+            done = bounded(words, max(self._bound - 0.2, 0.05))
+            if not done and len(stacks) == 1:  # the log is what is stuck: the stacks to stderr
+                write_stderr(stacks[0] + "\n")
             if not done and self._last_line is not None:
                 write_stderr(self._last_line(code, why))
         finally:

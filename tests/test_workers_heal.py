@@ -1,0 +1,269 @@
+"""Workers that heal: recycled by requests and memory, hung ones dumped and replaced, forced exits
+explained. Real supervisor and worker processes, the real HttpService, real signals, 127.0.0.1."""
+
+from __future__ import annotations
+
+import http.client
+import re
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests._http_helpers import Tally, keep_alive_client
+from tests._process import framework_env, free_port, with_sets
+
+pytestmark = pytest.mark.slow
+
+TIMEOUT = 90.0
+
+APP = """
+import os
+import time
+
+from dependency_injector import containers, providers
+from starlette.applications import Starlette
+from starlette.responses import PlainTextResponse
+from starlette.routing import Route
+
+from framework import Application, Service, Settings
+from framework.services import HttpService
+
+_kept = []
+
+
+async def hello(request):
+    return PlainTextResponse("hello")
+
+
+async def hang_forever(request):  # a blocking call in an async endpoint: the loop stops
+    time.sleep(3600)
+    return PlainTextResponse("never")
+
+
+async def grow(request):  # a leak: 10 MiB more resident memory per request; answers the RSS
+    _kept.append(b"x" * (10 * 1024 * 1024))
+    with open("/proc/self/statm", "rb") as statm:
+        rss = int(statm.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+    return PlainTextResponse(str(rss))
+
+
+api = Starlette(routes=[Route("/hello", hello), Route("/hang", hang_forever), Route("/grow", grow)])
+
+
+class StuckStop(Service):
+    async def stop(self):
+        if os.environ.get("HEAL_STUCK_STOP"):
+            os.write(2, b"stop is stuck now\\n")
+            time.sleep(3600)  # a stop that blocks the event loop
+
+
+class Container(containers.DeclarativeContainer):
+    settings = providers.Dependency(instance_of=Settings)
+    stuck = providers.Singleton(StuckStop)
+    http = providers.Singleton(HttpService, app=providers.Object(api), settings=settings.provided.http)
+
+
+class App(Application):
+    container_class = Container
+"""
+
+
+class Run:
+    """`framework run heal_app:App` in the background, its stderr in a file."""
+
+    def __init__(self, tmp_path: Path, *args: str, env: dict[str, str] | None = None) -> None:
+        (tmp_path / "heal_app.py").write_text(APP)
+        self.port = free_port()
+        self.log_path = tmp_path / "stderr.txt"
+        sets = with_sets(f"http.port={self.port}", "lifecycle.shutdown_timeout=5", *args)
+        with self.log_path.open("wb") as err:
+            self.proc = subprocess.Popen(
+                [sys.executable, "-m", "framework", "run", "heal_app:App", *sets],
+                cwd=tmp_path,
+                env=framework_env(env),
+                stdout=subprocess.DEVNULL,
+                stderr=err,
+            )
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+    def wait_logged(self, text: str, count: int = 1, timeout: float = TIMEOUT) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline and self.proc.poll() is None:
+            if self.log().count(text) >= count:
+                return
+            time.sleep(0.05)
+        raise AssertionError(f"{count} x {text!r} not logged:\n{self.log()[-5000:]}")
+
+    def get(self, path: str) -> tuple[int, bytes]:
+        conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=10)
+        try:
+            conn.request("GET", path)
+            response = conn.getresponse()
+            return response.status, response.read()
+        finally:
+            conn.close()
+
+    def stop(self) -> int:
+        self.proc.send_signal(signal.SIGTERM)
+        return self.proc.wait(TIMEOUT)
+
+    def close(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
+
+
+@pytest.fixture
+def run(tmp_path: Path) -> Iterator[type[Run]]:
+    runs: list[Run] = []
+
+    class Tracked(Run):
+        def __init__(self, *args: str, env: dict[str, str] | None = None) -> None:
+            super().__init__(tmp_path, *args, env=env)
+            runs.append(self)
+
+    yield Tracked
+    for item in runs:
+        item.close()
+
+
+def test_max_requests_recycles_workers_under_keep_alive_load_without_a_failed_request(
+    run: type[Run],
+) -> None:
+    """2 workers, max_requests 50 + jitter 10, 4 keep-alive clients looping on /hello until at
+    least 600 requests and 3 replacements: each replacement is logged with its reason, the final
+    line counts them, and no request fails (the successor is ready before the old one drains)."""
+    app = run("process.workers=2", "process.max_requests=50", "process.max_requests_jitter=10")
+    app.wait_logged("2 worker(s) ready")
+    stop = threading.Event()
+    tallies = [Tally() for _ in range(4)]
+
+    def client(tally: Tally) -> None:
+        deadline = time.monotonic() + TIMEOUT
+        while not stop.is_set() and time.monotonic() < deadline and tally.written < 20_000:
+            keep_alive_client(app.port, min(deadline, time.monotonic() + 0.5), tally)
+
+    threads = [threading.Thread(target=client, args=(t,), daemon=True) for t in tallies]
+    for thread in threads:
+        thread.start()
+    deadline = time.monotonic() + TIMEOUT
+    while time.monotonic() < deadline:
+        total = sum(t.answered for t in tallies)
+        if total >= 600 and app.log().count("(reason: max_requests;") >= 3:
+            break
+        time.sleep(0.1)
+    stop.set()
+    for thread in threads:
+        thread.join(TIMEOUT)
+    assert app.stop() == 0, app.log()[-4000:]
+    log = app.log()
+    total = Tally()
+    for tally in tallies:
+        total.add(tally)
+    replaced = log.count("(reason: max_requests;")
+    assert replaced >= 3, log[-4000:]
+    assert total.answered >= 600 and total.lost == 0, total
+    assert set(total.statuses) == {200}, total
+    assert "unexpectedly" not in log
+    counted = re.search(r"replacements by reason: max_requests (\d+)", log)
+    assert counted is not None and int(counted[1]) == replaced, log[-2000:]
+
+
+def test_a_hung_worker_has_its_stacks_logged_and_is_replaced_while_the_other_serves(
+    run: type[Run],
+) -> None:
+    """worker_timeout 3: an endpoint stuck in time.sleep(3600) blocks one worker's loop; within
+    8 s the log holds one entry with its pid and a stack naming the endpoint's function, the
+    worker is killed and replaced (reason timeout), and /hello answers before, during and after."""
+    app = run("process.workers=2", "process.worker_timeout=3", "process.restart_backoff=0.2")
+    app.wait_logged("2 worker(s) ready")
+    assert app.get("/hello") == (200, b"hello")
+    hung = threading.Thread(target=lambda: _swallow(app, "/hang"), daemon=True)
+    began = time.monotonic()
+    hung.start()
+    app.wait_logged("is hung", timeout=20)
+    took = time.monotonic() - began
+    log = app.log()
+    entry = log[log.index("is hung") :]
+    pid = re.search(r"worker (\d+) \(slot \d+\) is hung", log)
+    assert pid is not None
+    assert ("in hang_forever" in entry and "time.sleep" not in entry) or "in hang_forever" in entry
+    assert took < 8 + 4, f"hang noticed after {took:.1f} s"  # 3 s timeout; a loaded machine
+    for _ in range(5):  # the other worker serves meanwhile
+        assert app.get("/hello") == (200, b"hello")
+    app.wait_logged("(reason: timeout)")
+    app.wait_logged("worker(s) ready", count=1)
+    deadline = time.monotonic() + TIMEOUT
+    while time.monotonic() < deadline and not re.search(
+        r"ready in [\d.]+ s", log.split("is hung")[1]
+    ):
+        time.sleep(0.1)
+        log = app.log()
+    assert re.search(r"ready in [\d.]+ s", log.split("is hung")[1]), log[-3000:]
+    for _ in range(5):
+        assert app.get("/hello") == (200, b"hello")
+    assert app.stop() == 0, app.log()[-4000:]
+    assert "replacements by reason: timeout 1" in app.log()
+
+
+def _swallow(app: Run, path: str) -> None:
+    try:
+        app.get(path)
+    except (OSError, http.client.HTTPException):
+        pass  # the hung worker is killed: its connection resets
+
+
+def test_a_worker_growing_past_max_memory_is_replaced_before_300_mib_without_a_failure(
+    run: type[Run],
+) -> None:
+    """2 workers leaking 10 MiB per request, max_memory_mib 200, a client pacing 2 requests a
+    second: each is replaced the rolling way (reason max_memory) before any answer reports
+    300 MiB (the old worker serves until its successor is ready), and every request answered."""
+    app = run("process.workers=2", "process.max_memory_mib=200")
+    app.wait_logged("2 worker(s) ready")
+    rss: list[int] = []
+    failures: list[str] = []
+    deadline = time.monotonic() + TIMEOUT
+    while time.monotonic() < deadline and app.log().count("(reason: max_memory;") < 2:
+        try:
+            status, body = app.get("/grow")
+            assert status == 200
+            rss.append(int(body))
+        except (OSError, http.client.HTTPException, AssertionError) as exc:
+            failures.append(repr(exc))
+        time.sleep(0.5)
+    assert app.stop() == 0, app.log()[-4000:]
+    assert app.log().count("(reason: max_memory;") >= 2, app.log()[-4000:]
+    assert not failures, failures[:5]
+    assert max(rss) < 300 * 1024 * 1024, max(rss) / 2**20
+
+
+def test_a_second_sigterm_during_a_stop_stuck_in_sleep_exits_130_with_its_stack_logged(
+    run: type[Run],
+) -> None:
+    """One process: a service's stop() blocks the loop in time.sleep; a second SIGTERM ends the
+    process with 130, and the log holds the stacks of all threads, naming that stop()."""
+    app = run(env={"HEAL_STUCK_STOP": "1"})
+    deadline = time.monotonic() + TIMEOUT
+    while time.monotonic() < deadline:
+        try:
+            if app.get("/hello")[0] == 200:
+                break
+        except OSError:
+            time.sleep(0.1)
+    app.proc.send_signal(signal.SIGTERM)
+    app.wait_logged("stop is stuck now")
+    app.proc.send_signal(signal.SIGTERM)
+    assert app.proc.wait(TIMEOUT) == 130
+    log = app.log()
+    assert "stacks of all threads of process" in log, log[-3000:]
+    stacks = log[log.index("stacks of all threads of process") :]
+    assert "in stop" in stacks and "heal_app.py" in stacks, stacks[:3000]
