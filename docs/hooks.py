@@ -5,7 +5,12 @@ A page asks for a generated section with a marker on a line of its own:
 - ``<!-- generated: settings -->``: every setting of `framework.Settings`, from the models;
 - ``<!-- generated: cli -->``: every command and option of ``framework``, from click;
 - ``<!-- generated: api -->``: the public Python API (the ``__all__`` of `framework`,
-  `framework.services` and `framework.testing`), from signatures and docstrings.
+  `framework.services` and `framework.testing`), from signatures and docstrings;
+- ``<!-- generated: changelog -->``: ``CHANGELOG.md`` itself (included, not copied), its title left
+  out.
+
+Besides, every page's footer names the version (``project.version`` of ``pyproject.toml``, the one
+place it is written), and only a page that has a Mermaid diagram loads the site's copy of Mermaid.
 
 The same functions are used by ``tests/test_docs.py``, which checks they cover everything.
 """
@@ -19,6 +24,7 @@ import inspect
 import itertools
 import re
 import textwrap
+import tomllib
 import types
 import typing
 from collections.abc import Callable, Iterator
@@ -30,7 +36,25 @@ from pydantic.fields import FieldInfo
 
 from framework._config.defaults import _dict_value_model, _model_of
 
-__all__ = ("api_reference", "cli_reference", "on_page_markdown", "settings_reference")
+__all__ = (
+    "api_reference",
+    "changelog",
+    "cli_reference",
+    "on_config",
+    "on_page_markdown",
+    "on_post_page",
+    "settings_reference",
+    "version",
+)
+
+ROOT = Path(__file__).resolve().parent.parent
+MERMAID = "js/mermaid.min.js"
+
+
+def on_config(config: Any) -> Any:
+    """The footer names the version the site documents."""
+    config["copyright"] = f"framework {version()}"
+    return config
 
 
 def on_page_markdown(markdown: str, page: Any, config: Any, files: Any) -> str:
@@ -40,6 +64,32 @@ def on_page_markdown(markdown: str, page: Any, config: Any, files: Any) -> str:
         if marker in markdown:
             markdown = markdown.replace(marker, render())
     return markdown
+
+
+def on_post_page(output: str, page: Any, config: Any) -> str:
+    """Load Mermaid (3 MB) on a page that has a diagram, and on no other."""
+    if 'class="mermaid"' not in output:
+        return output
+    from mkdocs.utils import get_relative_url
+
+    script = f'<script src="{get_relative_url(MERMAID, page.url)}"></script>'
+    head, body_end, tail = output.rpartition("</body>")
+    return f"{head}{script}\n{body_end}{tail}" if body_end else output + script
+
+
+# -- version and changelog ------------------------------------------------------------------------
+
+
+def version() -> str:
+    """``project.version`` of ``pyproject.toml``: the one place the version is written."""
+    with (ROOT / "pyproject.toml").open("rb") as file:
+        return str(tomllib.load(file)["project"]["version"])
+
+
+def changelog() -> str:
+    """``CHANGELOG.md`` as it is, without its first-level title (the page has its own)."""
+    text = (ROOT / "CHANGELOG.md").read_text(encoding="utf-8")
+    return re.sub(r"\A# [^\n]*\n", "", text.lstrip()).lstrip("\n")
 
 
 # -- settings -------------------------------------------------------------------------------------
@@ -647,4 +697,5 @@ GENERATORS: dict[str, Callable[[], str]] = {
     "settings": settings_reference,
     "cli": cli_reference,
     "api": api_reference,
+    "changelog": changelog,
 }
