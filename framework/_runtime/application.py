@@ -225,18 +225,11 @@ class Application:
                 if n in services and s.drain_timeout is not None
             },
         )
+        views, app = self._service_views, type(self).__name__
         for name, service in services.items():
             attach = getattr(service, "_framework_attach", None)
             if callable(attach):  # built-in services learn their name and the readiness
-                attach(
-                    ServiceContext(
-                        name,
-                        self.readiness,
-                        self.settings,
-                        self._service_views,
-                        type(self).__name__,
-                    )
-                )
+                attach(ServiceContext(name, self.readiness, self.settings, views, app))
         return lifecycle
 
     def _service_views(self) -> dict[str, ServiceView]:
