@@ -21,10 +21,12 @@ import contextlib
 import os
 import sys
 from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING
 
 import anyio
 
-from framework._runtime.systemd import Notifier
+if TYPE_CHECKING:
+    from framework._runtime.systemd import Notifier
 
 __all__ = (
     "BEAT",

@@ -19,7 +19,8 @@ import faulthandler
 import os
 import signal
 import tempfile
-from collections.abc import Mapping
+import threading
+from collections.abc import Callable, Mapping
 
 __all__ = (
     "STACKS_FD_ENV",
@@ -64,15 +65,22 @@ def log_text(text: str) -> None:
 
 def log_stacks(why: str) -> None:
     """Write every thread's stack to the log as one entry (to stderr if the log is stuck)."""
-    from framework._runtime.watchdog import bounded, write_stderr
-
     text = stacks_report(why)
-    try:
-        done = bounded(lambda: log_text(text), LOG_BOUND)
-    except Exception:  # a broken sink: stderr is what is left
-        done = False
-    if not done:
-        write_stderr(text + "\n")
+    if not _within(lambda: log_text(text), LOG_BOUND):  # the log is stuck, or broken
+        _within(lambda: os.write(2, (text + "\n").encode("utf-8", "replace")), 0.1)
+
+
+def _within(function: Callable[[], object], seconds: float) -> bool:
+    """Run ``function`` in a daemon thread for at most ``seconds``; whether it succeeded."""
+    done = threading.Event()
+
+    def target() -> None:
+        with contextlib.suppress(Exception):
+            function()
+            done.set()
+
+    threading.Thread(target=target, name="framework-stacks", daemon=True).start()
+    return done.wait(seconds)
 
 
 def arm_stack_signal(environ: Mapping[str, str] | None = None) -> bool:
