@@ -304,7 +304,9 @@ def test_a_range_is_written_one_way() -> None:
         supports("~=0.32", "0.32.0")
 
 
-@pytest.mark.parametrize(("adapter", "found"), [("uvicorn", "0.55.0"), ("loguru", "0.7.1")])
+@pytest.mark.parametrize(
+    ("adapter", "found"), [("uvicorn", "0.55.0"), ("uvicorn", "0.32.0"), ("loguru", "0.7.1")]
+)
 def test_an_adapter_outside_its_range_fails_when_imported(
     monkeypatch: pytest.MonkeyPatch, adapter: str, found: str
 ) -> None:
@@ -339,5 +341,5 @@ def test_the_command_line_exits_78_with_the_one_line(tmp_path: Path, command: st
     path = f"{tmp_path / 'site'}:{ROOT}"  # found first: importlib.metadata reads this version
     result = run_cli(ROOT, command, "tests.sample_apps:App", env={"PYTHONPATH": path})
     assert result.returncode == 78, result.stderr
-    assert result.stderr == "framework supports uvicorn >=0.32,<0.55; found 0.55.0\n"
+    assert result.stderr == "framework supports uvicorn >=0.32.1,<0.55; found 0.55.0\n"
     assert result.stdout == ""

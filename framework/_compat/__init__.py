@@ -7,7 +7,7 @@ not name. The framework uses such a part only through the adapter of that packag
 version is inside the range it was written and tested for (its ``SUPPORTED``, the range
 ``pyproject.toml`` declares). Outside it, the import raises `UnsupportedDependency`::
 
-    framework supports uvicorn >=0.32,<0.55; found 0.55.0
+    framework supports uvicorn >=0.32.1,<0.55; found 0.55.0
 
 and the command line exits 78 with that line. Nothing here does less when a part is missing: the
 adapters reach for what they need directly, so a version that lacks it fails loudly.

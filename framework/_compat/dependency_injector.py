@@ -21,7 +21,7 @@ from framework._compat import require
 
 __all__ = ("SUPPORTED", "injected", "option_root")
 
-SUPPORTED = ">=4.46,<5"
+SUPPORTED = ">=4.48.1,<5"
 """The dependency-injector versions this adapter was written and tested for (``pyproject.toml``'s
 range)."""
 

@@ -15,7 +15,8 @@ here:
   for accept, lame-duck keep-alive connections, websockets closed with 1012, a bound) before the
   app's lifespan shutdown;
 - ``server_state.tasks``: the tasks of the requests being handled, which a drain counts and cuts
-  off (the ASGI app tracking them itself would cost every request what uvicorn does anyway);
+  off, and ``server_state.total_requests``, the requests served, which a supervisor's worker
+  reports (the ASGI app counting them itself would cost every request what uvicorn does anyway);
 - the keywords uvicorn builds a protocol with (``config``, ``server_state``, ``app_state``):
   connections accepted from the listen queue at shutdown are served by a protocol built so, as
   when uvicorn accepts one;
@@ -48,6 +49,7 @@ __all__ = (
     "idle",
     "new_connection",
     "request_tasks",
+    "requests_served",
     "response_started",
     "server_class",
     "shut_down",
@@ -55,7 +57,7 @@ __all__ = (
     "websocket_protocol",
 )
 
-SUPPORTED = ">=0.32,<0.55"
+SUPPORTED = ">=0.32.1,<0.55"
 """The uvicorn versions this adapter was written and tested for (``pyproject.toml``'s range)."""
 
 require("uvicorn", SUPPORTED)
@@ -98,7 +100,8 @@ def server_class() -> Callable[..., Any]:
     """uvicorn's `Server`, made to live inside an application (built on first use).
 
     ``server_class()(config, on_started, drain)``: it leaves the signals alone, calls
-    ``on_started(listening)`` once its startup is over, and at shutdown awaits ``drain(server)``
+    ``on_started(listening)`` once its startup is over (a failed lifespan startup is
+    ``SystemExit(3)`` instead, whatever the version), and at shutdown awaits ``drain(server)``
     instead of uvicorn's own closing of the connections, then the app's lifespan shutdown (unless
     ``force_exit`` was set meanwhile).
     """
@@ -123,6 +126,10 @@ def server_class() -> Callable[..., Any]:
 
         async def startup(self, sockets: list[Any] | None = None) -> None:
             await super().startup(sockets)
+            if not self.started and self.lifespan.should_exit:
+                # the app's lifespan startup failed: uvicorn before 0.50 returns, later ones
+                # exit with code 3, as every failed startup does; here always the latter
+                raise SystemExit(3)
             self.framework_on_started(bool(self.started))
 
         async def shutdown(self, sockets: list[Any] | None = None) -> None:
@@ -143,6 +150,11 @@ def request_tasks(server: Any) -> set[asyncio.Task[Any]]:
     """The live set of the tasks running requests (and websocket handlers) on ``server``."""
     tasks: set[asyncio.Task[Any]] = server.server_state.tasks
     return tasks
+
+
+def requests_served(server: Any) -> int:
+    """How many requests ``server`` has received so far."""
+    return int(server.server_state.total_requests)
 
 
 def new_connection(server: Any) -> asyncio.Protocol:

@@ -192,7 +192,7 @@ class HttpService(Service):
             raise HttpServiceError(f"{self.name}: this HttpService was already started")
         import uvicorn
 
-        from framework._compat.uvicorn import request_tasks, server_class
+        from framework._compat.uvicorn import request_tasks, requests_served, server_class
         from framework.services._instruments import instrument_asgi
 
         settings = self.settings
@@ -223,7 +223,7 @@ class HttpService(Service):
 
         self._server = server = server_class()(config, started, self._plan.run)
         if heartbeat_interval() is not None:  # a supervisor's worker: it reports what it served
-            count_requests(lambda: server.server_state.total_requests)
+            count_requests(functools.partial(requests_served, server))
         self._task = asyncio.create_task(
             self._serve(server, sock, settled, done), name=f"uvicorn {self.url}"
         )
