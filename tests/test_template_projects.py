@@ -55,4 +55,4 @@ def test_generated_tests_and_check_pass(tmp_path: Path, web: str, database: str)
         timeout=300,
     )
     assert tests.returncode == 0, tests.stdout[-3000:] + tests.stderr[-3000:]
-    assert ("4 passed" if database == "yes" else "3 passed") in tests.stdout
+    assert ("6 passed" if database == "yes" else "5 passed") in tests.stdout
