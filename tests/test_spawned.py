@@ -67,3 +67,30 @@ async def test_stopping_is_set_at_the_first_moment_of_shutdown() -> None:
         await lc.stop()
     assert service.seen == [True]
     assert lc.records["w"].run_ended == "warm"
+
+
+class OwnStopping(Service):
+    """A service from before ``self.stopping`` existed, with an attribute of that name."""
+
+    def __init__(self) -> None:
+        self.stopping = anyio.Event()
+        self.cancelled = False
+
+    async def run(self) -> None:
+        try:
+            await anyio.sleep_forever()
+        except anyio.get_cancelled_exc_class():
+            self.cancelled = True
+            raise
+
+
+async def test_a_service_with_its_own_stopping_attribute_keeps_it() -> None:
+    """Assigning ``self.stopping`` works as it always did; such a run() is cancelled at once."""
+    service = OwnStopping()
+    assert isinstance(service.stopping, anyio.Event)
+    lc = Lifecycle({"o": service}, DependencyGraph.from_edges({"o": []}))
+    async with anyio.create_task_group() as tg:
+        await lc.start(tg)
+        with anyio.fail_after(5):
+            await lc.stop()
+    assert service.cancelled and lc.records["o"].run_ended == "cold"

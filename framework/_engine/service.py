@@ -73,10 +73,20 @@ class Service:
     def stopping(self) -> ShutdownNotice:
         """Set at the first moment of shutdown: ``is_set()`` and ``await wait()``. A ``run()``
         that reads it is given ``services.<name>.drain_timeout`` to finish its current unit of
-        work and return, before it is cancelled."""
+        work and return, before it is cancelled.
+
+        A subclass that assigns ``self.stopping`` itself (an attribute of its own, from before
+        this notice existed) keeps its attribute: its ``run()`` is then cancelled at once."""
+        own = getattr(self, "__dict__", {}).get("stopping")
+        if own is not None:
+            return own  # type: ignore[no-any-return]
         notice = stopping_notice(self)
         assert notice is not None
         return notice
+
+    @stopping.setter
+    def stopping(self, value: Any) -> None:
+        self.__dict__["stopping"] = value
 
     def spawn(
         self, func: Callable[..., Coroutine[Any, Any, Any]], *args: Any, name: str | None = None

@@ -278,28 +278,13 @@ def log_event(event: Event) -> None:
             log.bind(service=name, phase="stop", outcome="ok", duration=round(d, 6)).info(
                 f"service {name!r} stopped in {d:.3f} s"
             )
-        case ServiceCrashed(service=name, error=e):
-            log.bind(service=name, phase="run", outcome="failed").opt(exception=e).error(
-                f"service {name!r} crashed in run(): {error_text(e)}; shutting down"
-            )
-        case ServiceRestarting(service=name, attempt=n, backoff=b, error=e):
-            log.bind(service=name, phase="run", outcome="restarting", restart=n).opt(
-                exception=e
-            ).warning(f"service {name!r} failed: {error_text(e)}; restart {n} in {b:g} s")
-        case ServiceRestarted(service=name, attempt=n):
-            log.bind(service=name, phase="start", outcome="ok", restart=n).info(
-                f"service {name!r} restarted (restart {n}); run() resumed"
-            )
+        case ServiceCrashed() | ServiceRestarting() | ServiceRestarted() | SpawnedTaskFailed():
+            _log_run(log, event)
         case ServiceHealthChanged(service=name, healthy=True):
             log.bind(service=name, healthy=True).info(f"service {name!r} is healthy again")
         case ServiceHealthChanged(service=name, reason=why):
             log.bind(service=name, healthy=False).warning(
                 f"service {name!r} is unhealthy: {why}; /readyz answers 503"
-            )
-        case SpawnedTaskFailed(service=name, task=task, error=e):
-            log.bind(service=name, task=task, outcome="failed").opt(exception=e).error(
-                f"service {name!r}: spawned task {task!r} failed: {error_text(e)}; the "
-                "application goes on"
             )
         case RollingBack(reason=r, services=names, raised=raised):
             # a failed start's cause is on its own line just before: name the service only
@@ -317,6 +302,28 @@ def log_event(event: Event) -> None:
             log.bind(duration=round(d, 6)).log(
                 "INFO" if ok else "ERROR",
                 f"shutdown {'complete' if ok else 'finished with errors'} in {d:.3f} s",
+            )
+
+
+def _log_run(log: Logger, event: Event) -> None:
+    """The events of ``run()`` bodies and spawned tasks: a crash, a restart, a failed task."""
+    match event:
+        case ServiceCrashed(service=name, error=e):
+            log.bind(service=name, phase="run", outcome="failed").opt(exception=e).error(
+                f"service {name!r} crashed in run(): {error_text(e)}; shutting down"
+            )
+        case ServiceRestarting(service=name, attempt=n, backoff=b, error=e):
+            log.bind(service=name, phase="run", outcome="restarting", restart=n).opt(
+                exception=e
+            ).warning(f"service {name!r} failed: {error_text(e)}; restart {n} in {b:g} s")
+        case ServiceRestarted(service=name, attempt=n):
+            log.bind(service=name, phase="start", outcome="ok", restart=n).info(
+                f"service {name!r} restarted (restart {n}); run() resumed"
+            )
+        case SpawnedTaskFailed(service=name, task=task, error=e):
+            log.bind(service=name, task=task, outcome="failed").opt(exception=e).error(
+                f"service {name!r}: spawned task {task!r} failed: {error_text(e)}; the "
+                "application goes on"
             )
 
 
