@@ -154,16 +154,18 @@ def _settings_table(
 def _settings_rows(
     fields: list[tuple[str, FieldInfo]], path: tuple[str, ...], prefix: str, delimiter: str
 ) -> list[str]:
+    # Three columns, the key above its variable and the type above the default: five side by side
+    # do not fit the page, and names cut mid-word cannot be read.
     rows = [
-        "| key | type | default | environment variable | meaning |",
-        "|---|---|---|---|---|",
+        "| key, environment variable | type, default | meaning |",
+        "|---|---|---|",
     ]
     for key, info in fields:
         dotted = ".".join((*path, key))
         default = _default(info)
         rows.append(
-            f"| `{dotted}` | {_type(info.annotation)} | {default} | "
-            f"`{_env(prefix, delimiter, (*path, key))}` | {_md(info.description or '')} |"
+            f"| `{dotted}`<br>`{_env(prefix, delimiter, (*path, key))}` | "
+            f"{_type(info.annotation)}<br>{default} | {_md(info.description or '')} |"
         )
     return rows
 

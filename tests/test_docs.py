@@ -239,7 +239,7 @@ def test_settings_reference_lists_every_setting_with_its_variable() -> None:
     assert ("lifecycle.stop_timeout", "APP_LIFECYCLE__STOP_TIMEOUT") in keys
     assert ("services.<name>.stop_timeout", "APP_SERVICES__<NAME>__STOP_TIMEOUT") in keys
     for key, variable in keys:
-        assert f"| `{key}` |" in text, key
+        assert f"| `{key}`<br>`{variable}` |" in text, key
         assert f"`{variable}`" in text, variable
     page = (DOCS / "reference" / "settings.md").read_text(encoding="utf-8")
     assert "<!-- generated: settings -->" in page
@@ -339,7 +339,8 @@ def test_site_builds_strict(built_site: tuple[Path, str]) -> None:
 @pytest.mark.slow
 def test_mermaid_is_served_by_the_site_not_a_cdn(built_site: tuple[Path, str]) -> None:
     """Every page with a diagram loads the site's own copy of mermaid (which defines the global
-    `mermaid` that mkdocs-material then uses) and no page names a CDN: diagrams render offline."""
+    `mermaid` that mkdocs-material then uses), no other page loads it (3 MB), and no page names a
+    CDN: diagrams render offline."""
     site, failure = built_site
     assert not failure, failure
     script = site / "js" / "mermaid.min.js"
@@ -354,4 +355,6 @@ def test_mermaid_is_served_by_the_site_not_a_cdn(built_site: tuple[Path, str]) -
             src = re.search(r'<script src="([^"]*js/mermaid\.min\.js)"', html)
             assert src, f"{page} has a diagram but does not load js/mermaid.min.js"
             assert (page.parent / src.group(1)).resolve() == script.resolve()
+        else:
+            assert "mermaid.min.js" not in html, f"{page} has no diagram but loads mermaid"
     assert with_diagrams >= 3

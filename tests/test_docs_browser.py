@@ -77,7 +77,7 @@ def build(config: Path, site: Path) -> None:
 
 
 class _QuietHandler(http.server.SimpleHTTPRequestHandler):
-    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - the base's name
+    def log_message(self, format: str, *args: Any) -> None:
         pass
 
 
@@ -198,7 +198,9 @@ def browser(executable: str, profile: Path) -> Iterator[DevTools]:
         with urllib.request.urlopen(f"http://127.0.0.1:{port}/json/list", timeout=10) as answer:
             targets = json.load(answer)
         page = next(t for t in targets if t.get("type") == "page")
-        with connect(page["webSocketDebuggerUrl"], open_timeout=10, close_timeout=5, max_size=None) as ws:
+        with connect(
+            page["webSocketDebuggerUrl"], open_timeout=10, close_timeout=5, max_size=None
+        ) as ws:
             yield DevTools(ws)
     finally:
         process.terminate()
@@ -213,10 +215,15 @@ def browser(executable: str, profile: Path) -> Iterator[DevTools]:
 
 # mkdocs-material renders a diagram into a closed shadow root: open it to the test.
 OPEN_SHADOW_ROOTS = """
-const attach = Element.prototype.attachShadow;
-Element.prototype.attachShadow = function (init) {
-  return attach.call(this, Object.assign({}, init, {mode: "open"}));
-};
+(() => {
+  const attach = Element.prototype.attachShadow;
+  if (attach.opened) return;
+  const opened = function (init) {
+    return attach.call(this, Object.assign({}, init, {mode: "open"}));
+  };
+  opened.opened = true;
+  Element.prototype.attachShadow = opened;
+})();
 """
 
 # Diagrams: how many wait, which failed, the smallest label as shown (px).
@@ -322,7 +329,9 @@ class Inspector:
         for event in self.tools.events:
             method, params = event["method"], event["params"]
             if method == "Runtime.consoleAPICalled" and params["type"] in ("error", "assert"):
-                text = " ".join(str(a.get("value", a.get("description", ""))) for a in params["args"])
+                text = " ".join(
+                    str(a.get("value", a.get("description", ""))) for a in params["args"]
+                )
                 out.append(f"console error: {text[:200]}")
             elif method == "Runtime.exceptionThrown":
                 details = params["exceptionDetails"]
@@ -379,11 +388,14 @@ PLANTED = {
     "broken-diagram.md": (
         "# A broken diagram\n\n```mermaid\nflowchart LR\n  a[start --> b(((\n```\n"
     ),
-    "wide-table.md": (
-        "# A wide table\n\n"
-        + "| " + " | ".join(f"column {i}" for i in range(8)) + " |\n"
-        + "|" + "---|" * 8 + "\n"
-        + "| " + " | ".join(f"`APP_A_VERY_LONG_UNBREAKABLE_NAME_{i}`" for i in range(8)) + " |\n"
+    "wide-table.md": "# A wide table\n\n"
+    + "".join(
+        "| " + " | ".join(cells) + " |\n"
+        for cells in (
+            [f"column {i}" for i in range(8)],
+            ["---"] * 8,
+            [f"`APP_A_VERY_LONG_UNBREAKABLE_NAME_{i}`" for i in range(8)],
+        )
     ),
 }
 
