@@ -380,6 +380,58 @@ SUMMARIES: dict[str, str] = {
 }
 
 
+# What a field or an enum member means, where the code has no docstring under it: by
+# ``Class.member`` first, then by the member's name alone (fields of the same name mean the same in
+# every event). The attribute's own docstring wins; a member described nowhere is an error.
+MEMBERS: dict[str, str] = {
+    "ServiceState.CREATED": "constructed; `start()` has not begun",
+    "ServiceState.STARTING": "`start()` is running",
+    "ServiceState.STARTED": "`start()` returned: the service serves",
+    "ServiceState.STOPPING": "`stop()` is running",
+    "ServiceState.STOPPED": "`stop()` returned",
+    "ServiceState.FAILED": "its start, run or stop failed",
+    "Phase.START": "the service's `start()`",
+    "Phase.STOP": "the service's `stop()`",
+    "Phase.RUN": "the service's `run()` body",
+    "Outcome.OK": "it returned in time",
+    "Outcome.FAILED": "it raised",
+    "Outcome.TIMED_OUT": "it was still running at its bound, and was cancelled",
+    "Outcome.CANCELLED": "it was cancelled (shutdown, or another service failed)",
+    "Outcome.NEVER_STARTED": "it never began (an earlier failure stopped the startup)",
+    "Bound.seconds": "the bound in seconds; `None`: unbounded",
+    "Bound.source": "the setting the bound came from, e.g. `services.db.stop_timeout`",
+    "RollingBack.reason": "why the startup is rolled back",
+    "RollingBack.services": "the services being stopped, in order",
+    "RollingBack.raised": "the service whose `start()` raised, when that is the reason",
+    "ShutdownStarted.reason": "why: the signal, or the reason given to `request_shutdown`",
+    "ShutdownStarted.delay": "the shutdown delay about to be served (0: none, or forced)",
+    "ServiceHealthChanged.healthy": "the new result of `health()`",
+    "ServiceHealthChanged.reason": "why it is unhealthy (empty when healthy)",
+    "Harness.app": "the running application",
+    "Harness.events": "every event the application emitted so far",
+    "EventSpy.events": "the events received, in order",
+    "service": "the service's name (its provider's name in the container)",
+    "duration": "seconds the phase took",
+    "outcome": "how the phase ended",
+    "bound": "the time bound that applied, and its setting",
+    "error": "the exception it raised",
+    "attempt": "the restart's number, from 1",
+    "backoff": "seconds waited before this restart",
+    "task": "the spawned task's name",
+    "ok": "`true` when every service succeeded",
+    "reason": "why, in words",
+}
+
+
+def _member_meaning(cls: type, name: str, attr_docs: dict[str, str]) -> str:
+    meaning = attr_docs.get(name) or MEMBERS.get(f"{cls.__name__}.{name}") or MEMBERS.get(name)
+    if not meaning:
+        raise LookupError(
+            f"{cls.__name__}.{name} is not described: a docstring under it, or docs/hooks.py MEMBERS"
+        )
+    return _escape_pipes(_inline(meaning))
+
+
 def api_sections() -> list[tuple[str, str, list[tuple[str, Any]]]]:
     """(module, heading, [(name, object)]) in page order: every name of every public ``__all__``."""
     import importlib
@@ -577,28 +629,20 @@ def _class_members(cls: type) -> list[str]:
     out: list[str] = []
     attr_docs = _attribute_docs(cls)
     if issubclass(cls, enum.Enum):
-        meaning = any(member.name in attr_docs for member in cls)  # no column of empty cells
-        out += ["| member | value | meaning |", "|---|---|---|"] if meaning else []
-        out += [] if meaning else ["| member | value |", "|---|---|"]
+        out += ["| member | value | meaning |", "|---|---|---|"]
         for member in cls:
-            row = f"| `{member.name}` | `{member.value!r}` |"
-            if meaning:
-                row += f" {_escape_pipes(_md(attr_docs.get(member.name, '')))} |"
-            out.append(row)
+            meaning = _member_meaning(cls, member.name, attr_docs)
+            out.append(f"| `{member.name}` | `{member.value!r}` | {meaning} |")
         return [*out, ""]
     skip: set[str] = set()
     if dataclasses.is_dataclass(cls):
         fields = [f for f in dataclasses.fields(cls) if not f.name.startswith("_")]
         skip = {f.name for f in dataclasses.fields(cls)}
         if fields:
-            meaning = any(f.name in attr_docs for f in fields)  # no column of empty cells
-            out += ["| field | type | meaning |", "|---|---|---|"] if meaning else []
-            out += [] if meaning else ["| field | type |", "|---|---|"]
+            out += ["| field | type | meaning |", "|---|---|---|"]
             for f in fields:
-                row = f"| `{f.name}` | `{f.type}` |"
-                if meaning:
-                    row += f" {_escape_pipes(_inline(attr_docs.get(f.name)))} |"
-                out.append(row)
+                meaning = _member_meaning(cls, f.name, attr_docs)
+                out.append(f"| `{f.name}` | `{f.type}` | {meaning} |")
             out.append("")
     if issubclass(cls, BaseModel):
         out += [
