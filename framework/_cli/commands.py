@@ -16,22 +16,20 @@ import sys
 import threading
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
 
 import click
 
 from framework._cli.simulate import simulate_group
 from framework._compat import UnsupportedDependency, check_installed
-from framework._config.budget import budget_lines, check_budget
-from framework._config.load import load_settings, parse_override
-from framework._config.timeouts import stop_seconds
 from framework._engine.errors import ConfigError, TargetError
 from framework._engine.exitcode import ExitCode
 from framework._engine.secrets import mask
 from framework._process import launch
 from framework._process.launch import app_options, build, guard, run_application, run_options, where
-from framework._runtime.application import Application
-from framework._runtime.discovery import discover_graph, service_providers, wired_edges
+
+if TYPE_CHECKING:
+    from framework._runtime.application import Application
 
 __all__ = ("cli", "load_target", "main", "run_application")
 
@@ -67,6 +65,8 @@ def load_target(spec: str) -> type[Application]:
         if not hasattr(obj, part):
             raise TargetError(f"target {spec!r}: module {module_name!r} has no attribute {attr!r}")
         obj = getattr(obj, part)
+    from framework._runtime.application import Application
+
     if not (isinstance(obj, type) and issubclass(obj, Application)):
         raise TargetError(
             f"target {spec!r}: {attr} is {obj!r}, not a framework.Application subclass"
@@ -126,6 +126,8 @@ def check(
 ) -> None:
     """Validate configuration, graph and shutdown budget; print the start order. Starts nothing."""
     cls = guard(lambda: load_target(target))
+    from framework._config.load import load_settings, parse_override
+
     overrides = dict(parse_override(s) for s in sets)
     # as `run` would load them, and an --env without its file is an error here, not a warning
     loaded = guard(
@@ -134,7 +136,7 @@ def check(
             config_dir=config_dir,
             env=env,
             overrides=overrides,
-            services=list(service_providers(cls.container_class)),
+            services=list(_service_providers(cls.container_class)),
             require_env_file=True,
         )
     )
@@ -144,6 +146,9 @@ def check(
     for n, layer in enumerate(app.graph.layers()):
         click.echo(f"{n}: {' '.join(layer)}")
     classes = {name: app.service_class(name) for name in app.graph.order}
+    from framework._config.budget import budget_lines, check_budget
+    from framework._config.timeouts import stop_seconds
+
     stop_bounds = stop_seconds(app.graph.order, classes, app.settings)
     warnings = check_budget(app.settings.lifecycle, app.graph, stop_bounds, grace_period)
     for warning in warnings:
@@ -241,6 +246,8 @@ def graph(
 
 def wired_only(app: Application) -> dict[str, frozenset[str]]:
     """For each service, the dependencies that come from wiring alone (no provider reaches them)."""
+    from framework._runtime.discovery import discover_graph, service_providers, wired_edges
+
     services = service_providers(app.container)
     direct = discover_graph(dict(services)).deps  # a plain dict: no container, no wiring edges
     wired = wired_edges(services, app.container)
@@ -313,3 +320,9 @@ def _end_process(done: SystemExit) -> NoReturn:
         except (OSError, ValueError):
             pass  # closed or broken: nothing more can be written there anyway
     os._exit(code)
+
+
+def _service_providers(container: Any) -> Any:
+    from framework._runtime.discovery import service_providers
+
+    return service_providers(container)

@@ -13,23 +13,17 @@ import socket
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
-from framework._cli.kubelet import (
-    Knobs,
-    SimulationError,
-    SimulationReport,
-    child_env,
-    run_command,
-    simulate,
-)
-from framework._config.budget import minimum_grace_period
 from framework._engine.errors import ConfigError
 from framework._engine.exitcode import ExitCode
 from framework._process.launch import app_options, build, fail, guard
-from framework._runtime.application import Application
+
+if TYPE_CHECKING:
+    from framework._cli.kubelet import SimulationReport
+    from framework._runtime.application import Application
 
 __all__ = ("DEFAULT_ENDPOINT_LAG", "run_simulation", "simulate_group")
 
@@ -56,6 +50,9 @@ def run_simulation(
 
     Raises `ConfigError` for bad settings or knobs, `SimulationError` when the app is never ready.
     """
+    from framework._cli.kubelet import Knobs, child_env, run_command, simulate
+    from framework._config.budget import minimum_grace_period
+
     _check_knobs(clients, endpoint_lag, pre_stop, grace, warmup)
     app = build(cls, config_dir, env, sets)
     settings = app.settings
@@ -142,12 +139,14 @@ def simulate_group(load_target: Callable[[str], type[Application]]) -> click.Gro
     def kubernetes(target: str, as_json: bool, **options: Any) -> None:
         """Run TARGET, drive clients at it, delete its pod as Kubernetes would; exit 0 only if
         every request was answered and no SIGKILL was needed."""
+        from framework._cli import kubelet
+
         cls = guard(lambda: load_target(target))
         try:
             report = run_simulation(cls, target, **_renamed(options))
         except ConfigError as exc:
             fail(exc)
-        except SimulationError as exc:
+        except kubelet.SimulationError as exc:
             click.echo(f"simulate: {exc}", err=True)
             sys.exit(ExitCode.FAILURE)
         click.echo(json.dumps(report.as_json(), indent=2) if as_json else report.text())

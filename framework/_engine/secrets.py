@@ -17,10 +17,11 @@ import json
 import re
 import threading
 from collections.abc import Callable, Iterable, Iterator, Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import quote, unquote
 
-from pydantic import BaseModel, SecretBytes, SecretStr
+if TYPE_CHECKING:
+    from pydantic import BaseModel
 
 __all__ = (
     "SECRET_MASK",
@@ -99,9 +100,19 @@ def _mask_urls(text: str, path: Path_ = ()) -> str:
     return text
 
 
+_SECRET_TYPES = frozenset({"SecretStr", "SecretBytes"})
+
+
+def _is_secret(value: Any) -> bool:
+    """A pydantic ``SecretStr``/``SecretBytes`` (pydantic is imported only once one may be)."""
+    from pydantic import SecretBytes, SecretStr
+
+    return isinstance(value, SecretStr | SecretBytes)
+
+
 def redact(value: Any, path: Path_ = ()) -> Any:
     """A value safe to print: secrets masked, passwords in URLs masked (``path`` is its key)."""
-    if isinstance(value, SecretStr | SecretBytes):
+    if type(value).__name__ in _SECRET_TYPES and _is_secret(value):
         return SECRET_MASK if value.get_secret_value() else ""
     if is_secret_key(path) and value:
         return SECRET_MASK
@@ -117,7 +128,7 @@ def secrets_in(
     names, and passwords in URLs."""
     found: set[str] = set()
     for path, value in leaves:
-        if isinstance(value, SecretStr):
+        if type(value).__name__ == "SecretStr" and _is_secret(value):
             found.add(value.get_secret_value())
         elif isinstance(value, str) and value:
             if is_secret_key(path) or secret_field(path):

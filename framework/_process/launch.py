@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
 
 import click
 
-from framework._config.load import parse_override
+from framework._compat import UnsupportedDependency
 from framework._engine.errors import ConfigError, GraphError, TargetError
 from framework._engine.exitcode import ExitCode
 from framework._engine.secrets import mask, remember, secrets_of
@@ -124,6 +124,8 @@ def build(
 ) -> Application:
     """``cls(...)`` from the app options (``--set`` values parsed); its secrets are remembered, so
     whatever the command prints next is masked."""
+    from framework._config.load import parse_override
+
     overrides = dict(parse_override(s) for s in sets)
     app = cls(config_dir=config_dir, env=env, overrides=overrides, **kwargs)
     remember(secrets_of(app.settings))
@@ -183,6 +185,9 @@ def run_application(cls: type[Application], argv: Sequence[str] | None = None) -
         command.main(args=list(argv) if argv is not None else None, standalone_mode=False)
     except SystemExit as exc:
         return int(exc.code or 0)
+    except UnsupportedDependency as exc:  # its one line, as `framework run` says it
+        click.echo(str(exc), err=True)
+        return ExitCode.CONFIG
     except click.ClickException as exc:
         exc.show()
         return ExitCode.CONFIG
