@@ -377,3 +377,79 @@ def test_mermaid_is_served_by_the_site_not_a_cdn(built_site: tuple[Path, str]) -
         else:
             assert "mermaid.min.js" not in html, f"{page} has no diagram but loads mermaid"
     assert with_diagrams >= 3
+
+
+# -- troubleshooting and version ------------------------------------------------------------------
+
+QUOTED = re.compile(r"^> `(?P<message>.+)`$", re.MULTILINE)
+
+
+def framework_strings() -> list[str]:
+    """Every string literal of ``framework/``, implicit concatenations joined, and the literal
+    parts of f-strings (the text between the replacement fields)."""
+    import ast
+
+    out: list[str] = []
+    for path in (REPO / "framework").rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.Constant) and isinstance(node.value, str):
+                out.append(node.value)
+    return out
+
+
+def test_troubleshooting_quotes_messages_the_code_prints() -> None:
+    """Each message quoted on the troubleshooting page (``> `...` ``, ``…`` where the text varies)
+    is one the code still prints: every literal piece of it is a string of ``framework/``."""
+    page = (DOCS / "troubleshooting.md").read_text(encoding="utf-8")
+    messages = [found["message"] for found in QUOTED.finditer(page)]
+    assert len(messages) >= 5, messages
+    strings = framework_strings()
+    for message in messages:
+        # the punctuation at a piece's ends may join two strings of the code: not looked for
+        pieces = [p.strip(" ;:,") for p in message.split("…") if len(p.strip(" ;:,()")) >= 8]
+        assert pieces, f"nothing to check in {message!r}: quote more of it"
+        for piece in pieces:
+            assert any(piece in s for s in strings), (
+                f"troubleshooting.md quotes {message!r}, but no string of framework/ holds {piece!r}"
+            )
+
+
+def project_version() -> str:
+    import tomllib
+
+    with (REPO / "pyproject.toml").open("rb") as file:
+        return str(tomllib.load(file)["project"]["version"])
+
+
+def test_one_version_everywhere() -> None:
+    """pyproject.toml's version is the installed one, `framework --version`'s and the docs footer's;
+    the changelog's top section is the release under way (Unreleased, or that version) and every
+    release heading below it is older."""
+    import importlib.metadata
+
+    version = project_version()
+    assert importlib.metadata.version("framework") == version, "stale install: run `make install`"
+    code, out, err = run([sys.executable, "-m", "framework", "--version"], REPO)
+    assert code == 0 and out.split()[-1] == version, out + err
+    assert load_hooks().on_config({})["copyright"] == f"framework {version}"
+    changelog = (REPO / "CHANGELOG.md").read_text(encoding="utf-8")
+    headings = re.findall(r"^## \[([^\]]+)\]", changelog, re.MULTILINE)
+    assert headings[0] in ("Unreleased", version), headings
+    released = [h for h in headings if h != "Unreleased"]
+
+    def key(text: str) -> tuple[int, ...]:
+        return tuple(int(part) for part in text.split("."))
+
+    assert all(key(h) < key(version) for h in released if h != version), (version, released)
+    assert released == sorted(released, key=key, reverse=True), released
+
+
+@pytest.mark.slow
+def test_site_names_its_version_and_carries_the_changelog(built_site: tuple[Path, str]) -> None:
+    """Every page's footer names the version; the changelog is a page of the site."""
+    site, failure = built_site
+    assert not failure, failure
+    version = project_version()
+    assert f"framework {version}" in (site / "index.html").read_text(encoding="utf-8")
+    changelog = (site / "changelog" / "index.html").read_text(encoding="utf-8")
+    assert "Unreleased" in changelog and "0.1.0" in changelog
