@@ -27,7 +27,7 @@ from pathlib import Path
 import pytest
 
 from framework._compat import ADAPTERS, UnsupportedDependency, require, supports
-from tests._process import run_cli
+from tests._process import framework_env, run_cli
 
 ROOT = Path(__file__).resolve().parent.parent
 PACKAGE = ROOT / "framework"
@@ -335,11 +335,53 @@ def test_a_missing_package_is_outside_every_range() -> None:
 def test_the_command_line_exits_78_with_the_one_line(tmp_path: Path, command: str) -> None:
     """An installed uvicorn above the range: before the command does anything else, one line on
     stderr (no traceback) and exit 78."""
-    dist = tmp_path / "site" / "uvicorn-0.55.0.dist-info"
-    dist.mkdir(parents=True)
-    (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: uvicorn\nVersion: 0.55.0\n")
-    path = f"{tmp_path / 'site'}:{ROOT}"  # found first: importlib.metadata reads this version
+    path = _fake_distribution(tmp_path / "site", "uvicorn", "0.55.0")
     result = run_cli(ROOT, command, "tests.sample_apps:App", env={"PYTHONPATH": path})
     assert result.returncode == 78, result.stderr
     assert result.stderr == "framework supports uvicorn >=0.32.1,<0.55; found 0.55.0\n"
     assert result.stdout == ""
+
+
+def _fake_distribution(site: Path, name: str, version: str) -> str:
+    """A ``site`` directory whose metadata says ``name`` ``version``, first on the path."""
+    dist = site / f"{name}-{version}.dist-info"
+    dist.mkdir(parents=True)
+    (dist / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n")
+    return f"{site}:{ROOT}"
+
+
+def test_an_application_is_not_built_with_a_dependency_outside_its_range(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Built in code (no command line), the application fails at once, not at its first log
+    line or request."""
+    from tests.sample_apps import App
+
+    real = importlib.metadata.version
+    monkeypatch.setattr(
+        importlib.metadata, "version", lambda name: "0.8.0" if name == "loguru" else real(name)
+    )
+    monkeypatch.delitem(sys.modules, "framework._compat.loguru", raising=False)
+    with pytest.raises(
+        UnsupportedDependency, match=r"^framework supports loguru >=0\.7\.2,<0\.8; "
+    ):
+        App()
+
+
+@pytest.mark.slow
+def test_app_main_exits_78_with_the_one_line(tmp_path: Path) -> None:
+    """``App.main()``, the command line of one application class, says it the same way."""
+    import subprocess
+
+    path = _fake_distribution(tmp_path / "site", "loguru", "0.8.0")
+    code = "import sys; from tests.sample_apps import App; sys.argv = ['app']; App.main()"
+    result = subprocess.run(
+        [sys.executable, "-c", code],
+        cwd=ROOT,
+        env=framework_env({"PYTHONPATH": path}),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 78, result.stderr
+    assert result.stderr == "framework supports loguru >=0.7.2,<0.8; found 0.8.0\n"

@@ -31,6 +31,7 @@ from typing import Any, ClassVar
 import anyio
 from dependency_injector import containers
 
+from framework._compat import check_installed
 from framework._config.load import load_app_settings, secrets_of
 from framework._config.settings import Settings
 from framework._config.timeouts import all_bounds, service_bounds
@@ -105,6 +106,7 @@ class Application:
         settings: Settings | None = None,
         report: str | os.PathLike[str] | None = None,
     ) -> None:
+        check_installed()  # UnsupportedDependency: a package outside the range its adapter supports
         cls = type(self)
         if not isinstance(getattr(cls, "container_class", None), type):
             raise FrameworkError(
