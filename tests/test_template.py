@@ -120,6 +120,7 @@ def test_without_database_no_database_section_or_files(tmp_path: Path) -> None:
         ("acme", {"env_prefix": "app"}, "env_prefix: 'app'"),
         ("acme", {"description": 'say "hi"'}, "description:"),
         ("acme", {"python_version": "3.9"}, "python_version: '3.9'"),
+        ("acme", {"python_version": "3.99"}, "python_version: 3.99 is not this machine's Python"),
         ("framework", {}, "package 'framework' would shadow the installed package"),
         ("anyio", {}, "package 'anyio' would shadow the installed package"),
         ("json", {}, "package 'json' would shadow the standard library module"),
@@ -279,3 +280,23 @@ def test_prompts_check_each_answer_and_ask_again(tmp_path: Path) -> None:
     assert tomllib.loads((project / "config/default.toml").read_text())["http"]["port"] == 9000
     assert not (project / "asked/endpoints.py").exists()
     assert not (project / "asked/database.py").exists()
+
+
+def test_python_version_defaults_to_this_machines(tmp_path: Path) -> None:
+    """The image's Python is the one `make wheels` builds for: this machine's, by default."""
+    import sys
+
+    project = render("acme", output_dir=tmp_path, no_input=True)
+    host = f"{sys.version_info.major}.{sys.version_info.minor}"
+    assert f"FROM python:{host}-slim" in (project / "Dockerfile").read_text(encoding="utf-8")
+    assert f'requires-python = ">={host}"' in (project / "pyproject.toml").read_text(
+        encoding="utf-8"
+    )
+
+
+def test_the_image_installs_the_wheel_house_without_resolving(tmp_path: Path) -> None:
+    """The Dockerfile installs every wheel of the wheel-house with --no-index --no-deps: the
+    project's requirement on framework may name the build host's folder, which the image lacks."""
+    project = render("acme", output_dir=tmp_path, no_input=True)
+    dockerfile = (project / "Dockerfile").read_text(encoding="utf-8")
+    assert "pip install --no-cache-dir --no-index --no-deps /tmp/wheels/*.whl" in dockerfile

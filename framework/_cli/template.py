@@ -279,6 +279,7 @@ def resolve_values(name: str, given: Mapping[str, str]) -> dict[str, str]:
     """Every variable's value (given, else default), each checked; all problems at once."""
     values = {**defaults(), "package_name": package_name_for(name)}
     values["framework_requirement"] = framework_requirement()
+    values["python_version"] = HOST_PYTHON  # the wheels `make wheels` builds are this Python's
     values.update(given)
     problems = []
     try:
@@ -290,11 +291,32 @@ def resolve_values(name: str, given: Mapping[str, str]) -> dict[str, str]:
             values[variable.name] = variable.check(values[variable.name])
         except ValueError as exc:
             problems.append(f"{variable.name}: {exc}")
+    if not any(
+        p.startswith(("package_name:", "project name", "python_version:")) for p in problems
+    ):
+        problems += _other_python(values["python_version"])
     if not any(p.startswith(("package_name:", "project name")) for p in problems):
         problems += _shadowing(values["package_name"])
     if problems:
         raise ConfigError(problems, header=_HEADER)
     return values
+
+
+HOST_PYTHON = f"{sys.version_info.major}.{sys.version_info.minor}"
+"""This machine's Python: the default ``python_version`` of a new project."""
+
+
+def _other_python(version: str) -> list[str]:
+    """A ``python_version`` other than this machine's: `make run` and `make wheels` use this
+    machine's Python, so the project would not install here, and its wheels (uvloop, pydantic-core,
+    ...) would not install in an image of another Python."""
+    if version == HOST_PYTHON:
+        return []
+    return [
+        f"python_version: {version} is not this machine's Python ({HOST_PYTHON}): the project's "
+        f"`make run` installs it with this Python and `make wheels` builds wheels for it; run "
+        f"`framework new` with Python {version}, or leave python_version at {HOST_PYTHON}"
+    ]
 
 
 def _shadowing(package: str) -> list[str]:
