@@ -13,7 +13,8 @@ here:
   server's ``started``, ``servers`` and ``lifespan``: the application handles the signals, wants
   to know when the server listens, and drains its own way (no reset of the connections queued
   for accept, lame-duck keep-alive connections, websockets closed with 1012, a bound) before the
-  app's lifespan shutdown;
+  app's lifespan shutdown; a failed lifespan startup (``lifespan.should_exit``, which uvicorn
+  before 0.50 leaves at that) is made the ``SystemExit(3)`` later versions raise;
 - ``server_state.tasks``: the tasks of the requests being handled, which a drain counts and cuts
   off, and ``server_state.total_requests``, the requests served, which a supervisor's worker
   reports (the ASGI app counting them itself would cost every request what uvicorn does anyway);
