@@ -32,6 +32,7 @@ from framework._engine.graph import DependencyGraph
 from framework._engine.records import ServiceRecord, deadline
 from framework._engine.service import (
     ServiceState,
+    ask_to_stop,
     set_service_state,
     spawned_tasks,
     stopping_notice,
@@ -179,6 +180,7 @@ class ReverseStop:
         drain = rec.drain_seconds if rec.drain_seconds is not None else rec.stop_bound.seconds
         drain_end = min(deadline(began, drain), end)
         tasks = spawned_tasks(rec.service, create=False)
+        ask_to_stop(rec.service)  # set already at the first moment of shutdown; not in a rollback
         with anyio.CancelScope(deadline=end) as scope:
             self.track(rec.name, began, end, bound, scope)
             if rec.run_done is not None:
