@@ -50,5 +50,13 @@ def all_bounds(
 def stop_seconds(
     names: Iterable[str], classes: Mapping[str, type], settings: Settings
 ) -> dict[str, float]:
-    """Each service's stop bound in seconds (0 for no bound), for the budget arithmetic."""
-    return {name: service_bounds(name, classes[name], settings)[1].seconds or 0.0 for name in names}
+    """Each service's stop time in seconds for the budget arithmetic: its stop bound (0 for no
+    bound), plus its ``drain_timeout`` where one is configured (its ``run()`` and spawned tasks
+    may take that long before ``stop()`` begins)."""
+    out = {}
+    for name in names:
+        stop = service_bounds(name, classes[name], settings)[1].seconds or 0.0
+        section = settings.services.get(name)
+        drain = section.drain_timeout if section is not None else None
+        out[name] = stop + (drain or 0.0)
+    return out

@@ -144,6 +144,9 @@ class ReverseStop:
             tasks = spawned_tasks(rec.service, create=False)
             if rec.run_done is not None or (tasks is not None and tasks.running):
                 outcome = await self.finish_work(rec, began)
+            if outcome is Outcome.CANCELLED:  # forced while it drained: stop() is not called
+                self.record(rec, began, bound, outcome)
+                return
             if not rec.stopped_for_restart:  # a restart stopped it, and it did not start again
                 now = self.clock()
                 bound, end = self.bound_of(rec, now)
@@ -173,27 +176,40 @@ class ReverseStop:
 
     async def finish_work(self, rec: ServiceRecord, began: float) -> Outcome:
         """The warm stop: until the drain bound (``services.<name>.drain_timeout``, default the
-        stop bound), a ``run()`` that reads ``self.stopping`` and the spawned tasks may finish on
-        their own; then what still runs is cancelled (cold) and waited for, by the stop bound.
-        TIMED_OUT when something outlived that too."""
-        bound, end = self.bound_of(rec, began)
-        drain = rec.drain_seconds if rec.drain_seconds is not None else rec.stop_bound.seconds
-        drain_end = min(deadline(began, drain), end)
+        stop bound; within the shutdown budget), a ``run()`` that reads ``self.stopping`` and the
+        spawned tasks may finish on their own; then a ``run()`` still running is cancelled (cold)
+        and waited for, by its stop bound. TIMED_OUT when it outlived that too; CANCELLED when
+        the shutdown was forced meanwhile."""
+        drain_bound = self.drain_bound(rec)
+        drain_end = min(deadline(began, drain_bound.seconds), self.budget_end)
         tasks = spawned_tasks(rec.service, create=False)
         ask_to_stop(rec.service)  # set already at the first moment of shutdown; not in a rollback
-        with anyio.CancelScope(deadline=end) as scope:
-            self.track(rec.name, began, end, bound, scope)
+        outcome = Outcome.OK
+        with anyio.CancelScope() as forced:  # what a forced shutdown cancels (`track`)
+            self.track(rec.name, began, drain_end, drain_bound, forced)
             if rec.run_done is not None:
                 if stopping_notice(rec.service, create=False) is not None:  # it can finish warm
                     with anyio.CancelScope(deadline=drain_end):
                         await rec.run_done.wait()
                 rec.run_ended = "warm" if rec.run_done.is_set() else "cold"
-                if rec.run_scope is not None:
-                    rec.run_scope.cancel()
-                await rec.run_done.wait()
+                if not rec.run_done.is_set():
+                    now = self.clock()
+                    bound, end = self.bound_of(rec, now)
+                    self.track(rec.name, now, end, bound, forced)
+                    if rec.run_scope is not None:
+                        rec.run_scope.cancel()
+                    with anyio.CancelScope(deadline=end) as cold:
+                        await rec.run_done.wait()
+                    outcome = Outcome.TIMED_OUT if cold.cancelled_caught else outcome
             if tasks is not None and tasks.running:
                 rec.tasks_cancelled = await tasks.finish(drain_end)
-        return Outcome.TIMED_OUT if scope.cancelled_caught else Outcome.OK
+        return Outcome.CANCELLED if forced.cancelled_caught else outcome
+
+    def drain_bound(self, rec: ServiceRecord) -> Bound:
+        """``services.<name>.drain_timeout``, else the service's stop bound."""
+        if rec.drain_seconds is None:
+            return rec.stop_bound
+        return Bound(rec.drain_seconds, f"services.{rec.name}.drain_timeout")
 
     async def watchdog(self) -> None:
         """Release the dependencies of stops that ignore cancellation past their deadline."""
