@@ -169,7 +169,8 @@ class SignalWatcher:
         if sig in self._signals:
             self.count += 1
             if self.count == 2:  # a forced shutdown: where it was stuck, for the post-mortem
-                log_stacks(f"{sig.name} received again: forcing the shutdown")
+                why = f"{sig.name} received again: forcing the shutdown"  # never waited for:
+                threading.Thread(target=log_stacks, args=(why,), daemon=True).start()  # 1 s bound
             self._handle(sig, self.count)
         if self._on_loop is not None:
             loop, on_loop = self._on_loop
