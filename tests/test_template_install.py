@@ -71,7 +71,7 @@ def test_new_from_a_wheel_then_make_test_and_run(
     assert dependencies[0] == f"framework[standard] @ {wheel.as_uri()}"
 
     out = _run(["make", "test", f"VENV={venv}"], cwd=project, env=env, timeout=900)
-    assert "4 passed" in out
+    assert "6 passed" in out
 
     port = free_port()
     run_env = {**env, "APP_HTTP__PORT": str(port), "APP_LIFECYCLE__SHUTDOWN_DELAY": "0.2"}
