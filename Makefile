@@ -26,9 +26,10 @@ run: $(STAMP)
 	cd examples && exec $(abspath $(BIN))/framework run orders.app:App
 
 lint: $(STAMP)
-	$(BIN)/ruff check framework tests bench
+	$(BIN)/ruff check framework tests bench examples
 	$(BIN)/ruff format --check framework tests bench
 	$(BIN)/mypy
+	$(BIN)/lint-imports --no-cache
 
 test: $(STAMP) lint docs
 	$(BIN)/python -m pytest -q

@@ -613,8 +613,12 @@ def test_a_log_file_that_cannot_be_opened_is_a_config_error(tmp_path: Path, wher
         target = "/sys/kernel/app.log"
     for command in ("check", "run"):
         result = subprocess.run(
-            [sys.executable, "-m", "framework", command, "tests.sample_apps:App", "--set"]
-            + [f'logging.file="{target}"'],
+            [
+                *(sys.executable, "-m", "framework", command),
+                "tests.sample_apps:App",
+                "--set",
+                f'logging.file="{target}"',
+            ],
             cwd=tmp_path,
             env=framework_env(),
             capture_output=True,

@@ -271,9 +271,7 @@ def test_workers_serve_on_one_port_and_sigterm_exits_0_leaving_no_worker(supervi
     assert len([x for x in sup.lines if "exited with code 0" in x]) == 2
     assert all(gone(pid) for pid in workers)
     assert "supervisor: exit code 0" in sup.lines[-1]
-    assert all(
-        f"pid={sup.proc.pid}" in x for x in sup.lines if "framework.supervisor" in x
-    )
+    assert all(f"pid={sup.proc.pid}" in x for x in sup.lines if "framework.supervisor" in x)
 
 
 def test_a_killed_worker_is_replaced_after_a_backoff(supervised: Any) -> None:
