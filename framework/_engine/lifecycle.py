@@ -54,8 +54,8 @@ from framework._engine.service import (
     Service,
     ServiceState,
     ask_to_stop,
+    report_spawned_failures,
     set_service_state,
-    spawned_tasks,
 )
 from framework._engine.shutdown import ReverseStop
 from framework._engine.walk import Timer, Walk
@@ -244,9 +244,10 @@ class Lifecycle:
         name, service, bound = rec.name, rec.service, rec.start_bound
         self.bus.emit_new(ServiceStarting, name)
         set_service_state(service, ServiceState.STARTING)
-        tasks = spawned_tasks(service)
-        if tasks is not None:  # a spawned task that raises is logged, naming the service
-            tasks.failed = lambda task, error: self.emit(SpawnedTaskFailed(name, task, error))
+        # a spawned task that raises is logged, naming the service
+        report_spawned_failures(
+            service, lambda task, error: self.emit(SpawnedTaskFailed(name, task, error))
+        )
         rec.start_began = began = self.clock()
         error: BaseException | None = None
         outcome = Outcome.OK

@@ -7,7 +7,7 @@ from collections.abc import Callable, Coroutine
 from typing import Any, ClassVar
 
 from framework._engine.notice import ShutdownNotice
-from framework._engine.spawned import SpawnedTasks
+from framework._engine.spawned import SpawnedTasks, TaskFailed
 
 __all__ = ("Service", "ServiceState")
 
@@ -15,6 +15,7 @@ _STATE_ATTR = "_framework_state"
 _STOPPING_ATTR = "_framework_stopping"
 _STOP_ASKED_ATTR = "_framework_stop_asked"
 _SPAWNED_ATTR = "_framework_spawned"
+_SPAWN_FAILED_ATTR = "_framework_spawn_failed"
 
 
 class ServiceState(enum.StrEnum):
@@ -147,4 +148,18 @@ def spawned_tasks(service: object, *, create: bool = True) -> SpawnedTasks | Non
     tasks = held.get(_SPAWNED_ATTR)
     if tasks is None and create:
         tasks = held[_SPAWNED_ATTR] = SpawnedTasks()
+        tasks.failed = held.get(_SPAWN_FAILED_ATTR)
     return tasks if isinstance(tasks, SpawnedTasks) else None
+
+
+def report_spawned_failures(service: object, report: TaskFailed) -> None:
+    """The tasks ``service`` spawned, or spawns from now on, that raise go to ``report``: its
+    tasks are made on its first spawn (most services never spawn one), and get ``report`` then."""
+    held = getattr(service, "__dict__", None)
+    if held is None:  # __slots__ and no __dict__: each spawn makes its own (the fallback logger)
+        return
+    tasks = held.get(_SPAWNED_ATTR)
+    if isinstance(tasks, SpawnedTasks):
+        tasks.failed = report
+    elif tasks is None:
+        held[_SPAWN_FAILED_ATTR] = report
