@@ -52,7 +52,7 @@ def installed(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str,
 
 
 _PIP = (sys.executable, "-m", "pip")
-_NOT_SOURCE = (".git", ".venv", "build", "site", "*.egg-info", "__pycache__", ".*_cache", "*.db")
+_NOT_SOURCE = (".git", ".venv*", "build", "site", "*.egg-info", "__pycache__", ".*_cache", "*.db")
 
 
 def test_new_from_a_wheel_then_make_test_and_run(
