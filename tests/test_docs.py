@@ -139,17 +139,27 @@ def run(args: list[str], cwd: Path, env: dict[str, str] | None = None) -> tuple[
     return result.returncode, result.stdout, result.stderr
 
 
+def warning_options() -> list[str]:
+    """``-W error`` and the ignores pyproject.toml's pytest settings declare (the dependencies' own
+    deprecation warnings at the low end of their ranges), as interpreter options."""
+    import tomllib
+
+    config = tomllib.loads((REPO / "pyproject.toml").read_text(encoding="utf-8"))
+    filters = config["tool"]["pytest"]["ini_options"]["filterwarnings"]
+    return [arg for f in filters for arg in ("-W", f)]
+
+
 def run_python_block(block: Block, cwd: Path) -> None:
     path = block.path
     if path is None:
         script = cwd / f"_example_{block.line}.py"
         script.write_text(block.body, encoding="utf-8")
-        command = [sys.executable, "-W", "error", script.name]
+        command = [sys.executable, *warning_options(), script.name]
     elif Path(path).name.startswith("test_"):
         command = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", path]
     else:
         module = path.removesuffix(".py").replace("/", ".")
-        command = [sys.executable, "-W", "error", "-c", START_MODULE, module]
+        command = [sys.executable, *warning_options(), "-c", START_MODULE, module]
     code, out, err = run(command, cwd)
     assert code == 0, f"{block.id} exited {code}\n--- stdout\n{out}\n--- stderr\n{err}"
 

@@ -27,7 +27,7 @@ POSITIONS = {"leaf": "d", "middle": "b", "root": "a"}
 DEPENDENTS = {"a": {"b", "c", "d"}, "b": {"d"}, "c": {"d"}, "d": set()}
 DEPS = {"a": set(), "b": {"a"}, "c": {"a"}, "d": {"a", "b", "c"}}
 BOUND = 0.3  # the bound the faulty service gets, seconds
-MARGIN = 4.0  # process start and exit on a busy machine
+MARGIN = 6.0  # process start and exit on a busy machine (CI runs two suites side by side)
 
 
 @dataclass(frozen=True)
