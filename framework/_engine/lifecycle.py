@@ -131,6 +131,7 @@ class Lifecycle:
         if on_event is not None:
             self.bus.subscribe(on_event)
         self._bodies = RunBodies(self.emit, lambda: self.state in _RESTARTABLE, on_crash)
+        self._spawned_failed = self._spawned_task_failed  # one report every service holds
         self._start_scope: anyio.CancelScope | None = None
         self._stop_scope: anyio.CancelScope | None = None
         self._stop_done: anyio.Event | None = None
@@ -147,6 +148,10 @@ class Lifecycle:
 
     def emit(self, event: Event) -> None:
         self.bus.emit(event)
+
+    def _spawned_task_failed(self, service: str, task: str, error: BaseException) -> None:
+        """A task that ``service`` spawned raised: logged, naming the service and the task."""
+        self.emit(SpawnedTaskFailed(service, task, error))
 
     @property
     def crashed(self) -> bool:
@@ -244,10 +249,7 @@ class Lifecycle:
         name, service, bound = rec.name, rec.service, rec.start_bound
         self.bus.emit_new(ServiceStarting, name)
         set_service_state(service, ServiceState.STARTING)
-        # a spawned task that raises is logged, naming the service
-        report_spawned_failures(
-            service, lambda task, error: self.emit(SpawnedTaskFailed(name, task, error))
-        )
+        report_spawned_failures(service, name, self._spawned_failed)
         rec.start_began = began = self.clock()
         error: BaseException | None = None
         outcome = Outcome.OK

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import enum
+import functools
 from collections.abc import Callable, Coroutine
 from typing import Any, ClassVar
 
 from framework._engine.notice import ShutdownNotice
-from framework._engine.spawned import SpawnedTasks, TaskFailed
+from framework._engine.spawned import SpawnedTasks
 
 __all__ = ("Service", "ServiceState")
 
@@ -15,7 +16,11 @@ _STATE_ATTR = "_framework_state"
 _STOPPING_ATTR = "_framework_stopping"
 _STOP_ASKED_ATTR = "_framework_stop_asked"
 _SPAWNED_ATTR = "_framework_spawned"
-_SPAWN_FAILED_ATTR = "_framework_spawn_failed"
+_SPAWN_REPORT_ATTR = "_framework_spawn_report"
+_SPAWN_NAME_ATTR = "_framework_spawn_name"
+
+ServiceTaskFailed = Callable[[str, str, BaseException], None]
+"""Told of a spawned task that raised: the service's name, the task's name and the error."""
 
 
 class ServiceState(enum.StrEnum):
@@ -148,18 +153,22 @@ def spawned_tasks(service: object, *, create: bool = True) -> SpawnedTasks | Non
     tasks = held.get(_SPAWNED_ATTR)
     if tasks is None and create:
         tasks = held[_SPAWNED_ATTR] = SpawnedTasks()
-        tasks.failed = held.get(_SPAWN_FAILED_ATTR)
+        report = held.get(_SPAWN_REPORT_ATTR)
+        if report is not None:
+            tasks.failed = functools.partial(report, held[_SPAWN_NAME_ATTR])
     return tasks if isinstance(tasks, SpawnedTasks) else None
 
 
-def report_spawned_failures(service: object, report: TaskFailed) -> None:
-    """The tasks ``service`` spawned, or spawns from now on, that raise go to ``report``: its
-    tasks are made on its first spawn (most services never spawn one), and get ``report`` then."""
+def report_spawned_failures(service: object, name: str, report: ServiceTaskFailed) -> None:
+    """The tasks ``service`` spawned, or spawns from now on, that raise go to ``report`` with the
+    service's ``name``. Its tasks are made on its first spawn (most services never spawn one) and
+    get the report then: until then the service holds only the one ``report`` every service
+    shares, and its name."""
     held = getattr(service, "__dict__", None)
     if held is None:  # __slots__ and no __dict__: each spawn makes its own (the fallback logger)
         return
     tasks = held.get(_SPAWNED_ATTR)
     if isinstance(tasks, SpawnedTasks):
-        tasks.failed = report
+        tasks.failed = functools.partial(report, name)
     elif tasks is None:
-        held[_SPAWN_FAILED_ATTR] = report
+        held[_SPAWN_REPORT_ATTR], held[_SPAWN_NAME_ATTR] = report, name
