@@ -55,6 +55,7 @@ _PIP = (sys.executable, "-m", "pip")
 _NOT_SOURCE = (".git", ".venv*", "build", "site", "*.egg-info", "__pycache__", ".*_cache", "*.db")
 
 
+@pytest.mark.timeout(600)  # pip installs and a generated project's own test run, on a busy machine
 def test_new_from_a_wheel_then_make_test_and_run(
     installed: tuple[Path, dict[str, str], Path], tmp_path: Path
 ) -> None:

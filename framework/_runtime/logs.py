@@ -65,8 +65,15 @@ class _InterceptHandler(logging.Handler):
         while frame is not None and frame.f_code.co_filename == logging.__file__:
             frame = frame.f_back
             depth += 1
-        logger.bind(logger_name=record.name).opt(depth=depth, exception=record.exc_info).log(
-            level, record.getMessage()
+        exc_info = record.exc_info
+        message = record.getMessage()
+        if exc_info and exc_info[1] is not None and not isinstance(exc_info[1], Exception):
+            # a cancellation (the stop bound, a startup aborted by a signal) that a library logs
+            # on its way out, e.g. SQLAlchemy closing a connection whose checkout was cancelled:
+            # one line, not a traceback of the framework's own cancellation
+            message, exc_info, level = f"{message} ({type(exc_info[1]).__name__})", None, "WARNING"
+        logger.bind(logger_name=record.name).opt(depth=depth, exception=exc_info).log(
+            level, message
         )
 
 

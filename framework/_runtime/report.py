@@ -25,6 +25,9 @@ def final_report(
 
     The table has a line per service: it is built only when a sink takes INFO or a file is asked.
     """
+    from framework._runtime.signals import wait_for_stacks
+
+    wait_for_stacks()  # a forced shutdown's stack dump reaches the log before the final line
     logged = logs_info()
     entries = timeline(records if logged or path is not None else None)
     if logged:

@@ -100,6 +100,21 @@ class LoopHandle:
 
 
 _early_over = False
+_stacks: list[threading.Thread] = []
+
+
+def _dump_stacks(why: str) -> None:
+    """Log every thread's stack from a thread of its own (`wait_for_stacks` before the end)."""
+    thread = threading.Thread(target=log_stacks, args=(why,), name="framework-stacks", daemon=True)
+    _stacks.append(thread)
+    thread.start()
+
+
+def wait_for_stacks(seconds: float = 0.5) -> None:
+    """Before the final line: let a stack dump under way reach the log first (bounded), so that
+    nothing is printed after the final line."""
+    for thread in list(_stacks):
+        thread.join(seconds)
 
 
 def exit_if_early() -> None:
@@ -170,7 +185,7 @@ class SignalWatcher:
             self.count += 1
             if self.count == 2:  # a forced shutdown: where it was stuck, for the post-mortem
                 why = f"{sig.name} received again: forcing the shutdown"  # never waited for:
-                threading.Thread(target=log_stacks, args=(why,), daemon=True).start()  # 1 s bound
+                _dump_stacks(why)  # the 130 comes within about 1 s even if the log is stuck
             self._handle(sig, self.count)
         if self._on_loop is not None:
             loop, on_loop = self._on_loop
