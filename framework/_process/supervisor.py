@@ -37,9 +37,8 @@ from framework._process.heartbeat import all_in_time, beat_interval, end_hung, s
 from framework._process.listeners import Listener, bind_listeners, http_listen_settings
 from framework._process.recycle import Recycler
 from framework._process.workers import Pool, Worker
-from framework._runtime.logs import log_worker_pid
 from framework._runtime.signals import handlers_taken
-from framework._runtime.systemd import Notifier
+from framework._runtime.systemd import Notifier, log_worker_pid
 
 if TYPE_CHECKING:
     from loguru import Logger

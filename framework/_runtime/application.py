@@ -176,7 +176,7 @@ class Application:
         self._shutdown, self._stopped = anyio.Event(), anyio.Event()
         self._log = setup_logging(self.settings.logging, secrets_of(self.settings))
         if os.environ.get(WORKER_ENV):  # a supervisor's worker: every line names this process
-            from framework._runtime.logs import log_worker_pid
+            from framework._runtime.systemd import log_worker_pid
 
             log_worker_pid()
         messages.log_starting(type(self).__name__, self.graph, self.loaded)

@@ -19,7 +19,6 @@ from __future__ import annotations
 import functools
 import json
 import logging
-import os
 import sys
 import threading
 import traceback
@@ -441,16 +440,3 @@ def _sinks(settings: LoggingSettings) -> list[GuardedSink]:
 
         sinks.append(GuardedSink(str(file), open_file))
     return sinks
-
-
-def log_worker_pid() -> None:
-    """Have every log line of this process carry ``pid`` (and ``worker``, in a worker)."""
-    from loguru import logger
-
-    from framework._runtime.systemd import worker_slot
-
-    extra: dict[str, object] = {"pid": os.getpid()}
-    slot = worker_slot()
-    if slot is not None:
-        extra["worker"] = slot
-    logger.configure(extra=extra)

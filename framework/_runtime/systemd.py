@@ -302,3 +302,14 @@ def worker_slot(environ: Mapping[str, str] | None = None) -> int | None:
     """This process's worker slot when a supervisor started it, else ``None``."""
     value = (os.environ if environ is None else environ).get(WORKER_ENV, "")
     return int(value) if value.isdigit() else None
+
+
+def log_worker_pid() -> None:
+    """Have every log line of this process carry ``pid`` (and ``worker``, in a worker)."""
+    from loguru import logger
+
+    extra: dict[str, object] = {"pid": os.getpid()}
+    slot = worker_slot()
+    if slot is not None:
+        extra["worker"] = slot
+    logger.configure(extra=extra)
