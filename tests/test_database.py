@@ -19,7 +19,7 @@ import subprocess
 import sys
 import time
 import traceback
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -35,7 +35,7 @@ from framework._engine.errors import ConfigError
 from framework._engine.events import Outcome
 from framework.services import DatabaseService, DatabaseSettings
 from tests._process import free_port
-from tests.postgres import PostgresServer, find_bindir
+from tests.postgres import PostgresServer
 
 REPO = Path(__file__).resolve().parent.parent
 OBSERVER = "framework-tests-observer"
@@ -53,22 +53,6 @@ def _isolated(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir(tmp_path)
     for key in [k for k in os.environ if k.upper().startswith("APP_")]:
         monkeypatch.delenv(key)
-
-
-@pytest.fixture(scope="session")
-def postgres() -> Iterator[PostgresServer]:
-    """A PostgreSQL server of our own for the whole session (skipped when not installed)."""
-    bindir = find_bindir()
-    if bindir is None:
-        pytest.skip(
-            "PostgreSQL server binaries (initdb, pg_ctl) are not installed: "
-            "install the 'postgresql' package to run these tests"
-        )
-    server = PostgresServer.start(bindir)
-    try:
-        yield server
-    finally:
-        server.stop()
 
 
 # -- applications ---------------------------------------------------------------------------------

@@ -12,13 +12,12 @@ import os
 import signal
 import subprocess
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from tests._process import free_port, spawn, wait_for, with_sets
-from tests.postgres import PostgresServer, find_bindir
+from tests.postgres import PostgresServer
 
 pytestmark = pytest.mark.slow
 
@@ -309,19 +308,6 @@ def _server_processes(server: PostgresServer) -> list[int]:
             if int(stat.rsplit(")", 1)[1].split()[1]) == main:
                 found.append(int(entry.name))
     return found
-
-
-@pytest.fixture(scope="module")
-def postgres() -> Iterator[PostgresServer]:
-    """A PostgreSQL server of our own for this module (skipped when not installed)."""
-    bindir = find_bindir()
-    if bindir is None:
-        pytest.skip("PostgreSQL server binaries (initdb, pg_ctl) are not installed")
-    server = PostgresServer.start(bindir)
-    try:
-        yield server
-    finally:
-        server.stop()
 
 
 def test_a_frozen_database_server_under_load_does_not_starve_the_stops_after_it(

@@ -7,7 +7,6 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -28,7 +27,7 @@ from framework._runtime.health import HealthPoller, health_metrics
 from framework.services import DatabaseService
 from tests._http_helpers import api, app_class
 from tests._process import framework_env, free_port, with_sets
-from tests.postgres import PostgresServer, _as_server_user, find_bindir
+from tests.postgres import PostgresServer, _as_server_user
 
 
 class Checked(Service):
@@ -318,18 +317,6 @@ async def test_database_health_runs_select_1_on_both_engines(tmp_path: Path, sch
 
 
 # -- a real PostgreSQL stopped under load: framework run, then SIGTERM -----------------------------
-
-
-@pytest.fixture(scope="module")
-def postgres() -> Iterator[PostgresServer]:
-    bindir = find_bindir()
-    if bindir is None:
-        pytest.skip("PostgreSQL is not installed: install the 'postgresql' package to run this")
-    server = PostgresServer.start(bindir)
-    try:
-        yield server
-    finally:
-        server.stop()
 
 
 def pg_ctl_stop(server: PostgresServer) -> None:

@@ -19,13 +19,13 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
 from tests._process import REPO, framework_env, free_port, with_sets
-from tests.postgres import PostgresServer, find_bindir
+from tests.postgres import PostgresServer
 
 pytestmark = [pytest.mark.slow, pytest.mark.postgres]
 
@@ -34,18 +34,6 @@ THROUGH_ENDPOINT = 1200
 INSERTED = 800
 TOTAL = THROUGH_ENDPOINT + INSERTED
 TIMEOUT = 45.0  # any one wait; the whole test takes far less
-
-
-@pytest.fixture(scope="module")
-def postgres() -> Iterator[PostgresServer]:
-    bindir = find_bindir()
-    if bindir is None:
-        pytest.skip("PostgreSQL is not installed: install the 'postgresql' package to run this")
-    server = PostgresServer.start(bindir)
-    try:
-        yield server
-    finally:
-        server.stop()
 
 
 def sql(server: PostgresServer, query: str) -> list[tuple[object, ...]]:

@@ -1,9 +1,9 @@
 """The reverse-order stop: a service stops once all its dependents have stopped, each bounded.
 
-Each stop gets ``min(its stop bound, what is left of the shutdown budget)``. The stops ready to go
-are taken by as few tasks as their concurrency needs (`framework._engine.walk`): stops that return
-without waiting share one task. A single watchdog task releases the dependencies of a stop that overruns its deadline by
-`STOP_GRACE` while ignoring cancellation. The tasks are detached: the shutdown returns once every
+Each stop gets ``min(its stop bound, what is left of the shutdown budget)``, after the service's
+work has ended (`ReverseStop.finish_work`: the warm stop). The stops ready to go run concurrently
+(`framework._engine.walk`). A single watchdog task releases the dependencies of a stop that
+overruns its deadline by `STOP_GRACE` while ignoring cancellation. The tasks are detached: the shutdown returns once every
 service is stopped or given up on, without waiting for a stop stuck in code that ignores
 cancellation. Used by `framework._engine.lifecycle.Lifecycle` for both the shutdown and the rollback.
 """
