@@ -35,7 +35,9 @@ import asyncio
 import contextlib
 import functools
 import inspect
+import re
 import sys
+import warnings
 from collections.abc import Awaitable, Callable, Iterator
 from typing import Any
 
@@ -79,13 +81,49 @@ def http_protocol(name: str) -> tuple[str, type[asyncio.Protocol]]:
     return protocol.__module__.rpartition(".")[2].removesuffix("_impl"), protocol
 
 
+# What websockets 14 and later say of the legacy server uvicorn before 0.50 serves ``ws="auto"``
+# with (on import, and for each connection: uvicorn's handler takes two arguments). They are
+# uvicorn's, not the application's: under ``filterwarnings = error`` (pytest) they would fail the
+# HTTP service's start, and then every websocket handshake.
+_LEGACY_WEBSOCKETS = (
+    "websockets.legacy is deprecated",
+    "websockets.server.WebSocketServerProtocol is deprecated",
+    "remove second argument of ws_handler",
+)
+
+
+@contextlib.contextmanager
+def _legacy_websockets_quiet() -> Iterator[None]:
+    with warnings.catch_warnings():
+        for message in _LEGACY_WEBSOCKETS:
+            warnings.filterwarnings("ignore", re.escape(message), DeprecationWarning)
+        yield
+
+
 def websocket_protocol() -> type[asyncio.Protocol] | None:
-    """The websocket protocol class uvicorn uses for ``ws="auto"`` (None: no websocket library)."""
+    """The websocket protocol class uvicorn uses for ``ws="auto"`` (None: no websocket library).
+
+    When that is websockets' legacy server (uvicorn before 0.50 with websockets installed), its
+    deprecation warnings are kept out of the application's: on import, and as each connection's
+    protocol is built.
+    """
     from uvicorn.config import WS_PROTOCOLS
     from uvicorn.importer import import_from_string
 
-    protocol: type[asyncio.Protocol] | None = import_from_string(WS_PROTOCOLS["auto"])
-    return protocol
+    with _legacy_websockets_quiet():
+        protocol: type[asyncio.Protocol] | None = import_from_string(WS_PROTOCOLS["auto"])
+    if protocol is None or "websockets.legacy" not in sys.modules:
+        return protocol
+    if not protocol.__module__.endswith(".websockets_impl"):
+        return protocol
+
+    class LegacyWebSocketProtocol(protocol):  # type: ignore[misc, valid-type]
+        def __init__(self, *args: Any, **kwargs: Any) -> None:
+            with _legacy_websockets_quiet():
+                super().__init__(*args, **kwargs)
+
+    LegacyWebSocketProtocol.__qualname__ = protocol.__qualname__
+    return LegacyWebSocketProtocol
 
 
 def silence_access_log(protocol: Any) -> None:
