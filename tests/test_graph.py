@@ -31,7 +31,7 @@ def test_diamond_layers() -> None:
     """A service's layer is one more than its deepest dependency's."""
     g = graph(a="", b="a", c="a", d="b c")
     assert g.layers() == [["a"], ["b", "c"], ["d"]]
-    assert g.dependents["a"] == {"b", "c"}
+    assert g.dependents["a"] == ("b", "c")
     assert_topological(g)
 
 

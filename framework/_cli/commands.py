@@ -252,7 +252,7 @@ def wired_only(app: Application) -> dict[str, frozenset[str]]:
     direct = discover_graph(dict(services)).deps  # a plain dict: no container, no wiring edges
     wired = wired_edges(services, app.container)
     return {
-        name: frozenset(wired.get(name, frozenset()) - direct[name]) for name in app.graph.order
+        name: wired.get(name, frozenset()).difference(direct[name]) for name in app.graph.order
     }
 
 

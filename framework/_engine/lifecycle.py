@@ -236,7 +236,7 @@ class Lifecycle:
                 error = ServiceError(
                     rec.name, Phase.START, Outcome.TIMED_OUT, bound=self.startup_timeout
                 )
-                rec.errors[-1:] = [error]
+                rec.errors = (*rec.errors[:-1], error)
                 self.start_errors.append(error)
         if not self.start_errors:
             self.start_errors.append(
@@ -286,7 +286,7 @@ class Lifecycle:
             return
         set_service_state(rec.service, ServiceState.FAILED)
         err = ServiceError(rec.name, Phase.START, outcome, bound=rec.start_bound, cause=error)
-        rec.errors.append(err)
+        rec.errors += (err,)
         if outcome is not Outcome.CANCELLED:
             self.start_errors.append(err)
         self.emit(ServiceStartFailed(rec.name, duration, outcome, rec.start_bound, error))

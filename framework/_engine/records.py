@@ -18,7 +18,7 @@ from framework._engine.service import Service
 __all__ = ("ServiceRecord", "backend_clock", "deadline")
 
 
-@dataclass(eq=False)
+@dataclass(eq=False, slots=True)
 class ServiceRecord:
     """What happened to one service: the timeline report is made of these."""
 
@@ -31,11 +31,11 @@ class ServiceRecord:
     start_duration: float | None = None
     stop_outcome: Outcome | None = None
     stop_duration: float | None = None
-    errors: list[ServiceError] = field(default_factory=list)
+    errors: tuple[ServiceError, ...] = ()
     run_scope: anyio.CancelScope | None = field(default=None, repr=False)
     run_done: anyio.Event | None = field(default=None, repr=False)
     restart: RestartPolicy = NEVER
-    restarts: list[Restart] = field(default_factory=list)
+    restarts: tuple[Restart, ...] = ()
     """Each restart of its ``run()``, in order (the restart policy allowed it)."""
     stopped_for_restart: bool = False
     """Stopped by a restart and not started again yet: the shutdown need not stop it again."""
@@ -44,7 +44,7 @@ class ServiceRecord:
     finish on their own at shutdown; None: its stop bound."""
     run_ended: str | None = None
     """How its ``run()`` ended at shutdown: ``warm`` (returned on its own) or ``cold`` (cancelled)."""
-    tasks_cancelled: list[str] = field(default_factory=list)
+    tasks_cancelled: tuple[str, ...] = ()
     """The spawned tasks still running at the drain bound, cancelled."""
 
     @property

@@ -74,14 +74,14 @@ class RunBodies:
             if backoff is None or not self.restartable():
                 self._crashed(rec, error)
                 return
-            rec.restarts.append(Restart(now, error_text(error), backoff))
+            rec.restarts += (Restart(now, error_text(error), backoff),)
             self.emit(ServiceRestarting(rec.name, len(rec.restarts), backoff, error))
             error = await self._restart(rec, backoff)
             if error is None:
                 error = await _run_once(run)
 
     def _crashed(self, rec: ServiceRecord, error: Exception) -> None:
-        rec.errors.append(ServiceError(rec.name, Phase.RUN, Outcome.FAILED, cause=error))
+        rec.errors += (ServiceError(rec.name, Phase.RUN, Outcome.FAILED, cause=error),)
         self.emit(ServiceCrashed(rec.name, error))
         if self.on_crash is not None:
             self.on_crash(rec.name, error)
@@ -100,7 +100,7 @@ class RunBodies:
             set_service_state(service, ServiceState.FAILED)
             self.emit(ServiceStopFailed(name, took, outcome, rec.stop_bound, error))
             failed = ServiceError(name, Phase.STOP, outcome, bound=rec.stop_bound, cause=error)
-            rec.errors.append(failed)
+            rec.errors += (failed,)
             rec.restart = NEVER  # a service that cannot stop cleanly is not started again
             return failed
         set_service_state(service, ServiceState.STOPPED)

@@ -75,7 +75,7 @@ class ReverseStop:
         if len(begun) == len(records):  # all began (not a rollback): every dependent counts
             self.waiting = {name: len(dependents[name]) for name in begun}
         else:
-            self.waiting = {name: len(dependents[name] & begun) for name in begun}
+            self.waiting = {name: len(begun.intersection(dependents[name])) for name in begun}
         self.remaining = len(begun)
         self.released: set[str] = set()
         self.inflight: dict[str, _InFlight] = {}
@@ -202,7 +202,7 @@ class ReverseStop:
                         await rec.run_done.wait()
                     outcome = Outcome.TIMED_OUT if cold.cancelled_caught else outcome
             if tasks is not None and tasks.running:
-                rec.tasks_cancelled = await tasks.finish(drain_end)
+                rec.tasks_cancelled = tuple(await tasks.finish(drain_end))
         return Outcome.CANCELLED if forced.cancelled_caught else outcome
 
     def drain_bound(self, rec: ServiceRecord) -> Bound:
@@ -250,7 +250,7 @@ class ReverseStop:
             return
         set_service_state(rec.service, ServiceState.FAILED)
         err = ServiceError(name, Phase.STOP, outcome, bound=bound, cause=error)
-        rec.errors.append(err)
+        rec.errors += (err,)
         self.errors.append(err)
         self.bus.emit(ServiceStopFailed(name, duration, outcome, bound, error))
 

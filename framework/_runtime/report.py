@@ -67,7 +67,7 @@ def timeline(records: Iterable[ServiceRecord] | None) -> list[dict[str, Any]]:
                     for r in rec.restarts
                 ],
                 **({"run": rec.run_ended} if rec.run_ended is not None else {}),
-                **({"tasks_cancelled": rec.tasks_cancelled} if rec.tasks_cancelled else {}),
+                **({"tasks_cancelled": list(rec.tasks_cancelled)} if rec.tasks_cancelled else {}),
             }
         )
     return out
