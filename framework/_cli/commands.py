@@ -251,9 +251,7 @@ def wired_only(app: Application) -> dict[str, frozenset[str]]:
     services = service_providers(app.container)
     direct = discover_graph(dict(services)).deps  # a plain dict: no container, no wiring edges
     wired = wired_edges(services, app.container)
-    return {
-        name: wired.get(name, frozenset()).difference(direct[name]) for name in app.graph.order
-    }
+    return {name: wired.get(name, frozenset()).difference(direct[name]) for name in app.graph.order}
 
 
 class _NewCommand(click.Command):

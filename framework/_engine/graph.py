@@ -66,7 +66,9 @@ class DependencyGraph:
         if len(order) != len(deps):
             raise DependencyCycleError(_find_cycle(deps, {n for n, m in missing.items() if m}))
 
-        object.__setattr__(self, "dependents", {n: tuple(reversed(s)) for n, s in dependents.items()})
+        object.__setattr__(
+            self, "dependents", {n: tuple(reversed(s)) for n, s in dependents.items()}
+        )
         object.__setattr__(self, "order", tuple(order))
         object.__setattr__(self, "layer", layer)
 
