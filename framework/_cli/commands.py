@@ -8,7 +8,6 @@ framework supports (`framework._compat`), checked before a command does anything
 
 from __future__ import annotations
 
-import atexit
 import importlib
 import json
 import os
@@ -22,6 +21,7 @@ import click
 
 from framework._cli.simulate import simulate_group
 from framework._compat import UnsupportedDependency, check_installed
+from framework._compat.interpreter import run_exit_handlers
 from framework._engine.errors import ConfigError, TargetError
 from framework._engine.exitcode import ExitCode
 from framework._engine.secrets import mask
@@ -311,7 +311,8 @@ def _end_process(done: SystemExit) -> NoReturn:
     others = [t for t in threading.enumerate() if t is not threading.main_thread()]
     if not isinstance(code, int) or any(t.is_alive() and not t.daemon for t in others):
         raise done
-    atexit._run_exitfuncs()
+    if not run_exit_handlers():  # an interpreter without the way to: its usual exit
+        raise done
     for stream in (sys.stdout, sys.stderr):
         try:
             stream.flush()

@@ -3,7 +3,8 @@
 A private part is a name that starts with ``_`` or an attribute the package's documentation does
 not name. The framework uses such a part only through the adapter of that package
 (`framework._compat.loguru`, `framework._compat.uvicorn`, `framework._compat.dependency_injector`,
-`framework._compat.pytest`), and each adapter checks, when it is imported, that the installed
+`framework._compat.pytest`; the interpreter's in `framework._compat.interpreter`, which has no
+range of its own and falls back to the ordinary way), and each adapter checks, when it is imported, that the installed
 version is inside the range it was written and tested for (its ``SUPPORTED``, the range
 ``pyproject.toml`` declares). Outside it, the import raises `UnsupportedDependency`::
 
