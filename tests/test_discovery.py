@@ -64,10 +64,10 @@ def test_edges_through_factories_callables_and_attributes() -> None:
     """worker -> db through a Factory; api -> db through a Callable on a provided attribute."""
     graph = discover_graph(service_providers(Container))
     assert graph.deps == {
-        "db": (),
-        "cache": (),
-        "worker": ("db",),
-        "api": ("cache", "db", "worker"),
+        "db": set(),
+        "cache": set(),
+        "worker": {"db"},
+        "api": {"db", "cache", "worker"},
     }
     assert graph.layers() == [["cache", "db"], ["worker"], ["api"]]
 
@@ -95,7 +95,7 @@ def test_override_edges_are_followed() -> None:
     container = Container()
     container.cache.override(providers.Singleton(Cache, db=container.db))
     graph = discover_graph(service_providers(container))
-    assert graph.deps["cache"] == ("db",)
+    assert graph.deps["cache"] == {"db"}
 
 
 def test_related_lists_what_dependency_injector_lists() -> None:

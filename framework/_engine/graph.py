@@ -14,14 +14,13 @@ __all__ = ("DependencyGraph",)
 class DependencyGraph:
     """Services and their direct dependencies, validated and topologically ordered.
 
-    ``deps[a]`` is the services ``a`` needs started before it starts (and stopped only after it
-    stops), sorted, each once; ``dependents[a]`` the services that need ``a``, sorted. Tuples, not
-    sets: a tuple of names is one object the collector stops tracking; a graph of 20k services
-    holds 40k of them. Construction raises `DependencyCycleError` naming the services in a cycle, and
+    ``deps[a]`` is the set of services ``a`` needs started before it starts (and stopped only after it
+    stops); ``dependents[a]`` the services that need ``a``, sorted (a tuple: one object the
+    collector stops tracking, where a set stays tracked; a graph of 20k services holds 20k). Construction raises `DependencyCycleError` naming the services in a cycle, and
     `GraphError` for a dependency on an unknown service.
     """
 
-    deps: Mapping[str, tuple[str, ...]]
+    deps: Mapping[str, frozenset[str]]
     dependents: Mapping[str, tuple[str, ...]] = field(init=False, repr=False)
     order: tuple[str, ...] = field(init=False, repr=False)
     """A topological order: every service after all its dependencies."""
@@ -30,7 +29,7 @@ class DependencyGraph:
 
     @classmethod
     def from_edges(cls, deps: Mapping[str, Iterable[str]]) -> DependencyGraph:
-        return cls({name: tuple(sorted(set(d))) for name, d in deps.items()})
+        return cls({name: frozenset(d) for name, d in deps.items()})
 
     def __post_init__(self) -> None:
         deps = self.deps
@@ -94,7 +93,7 @@ class DependencyGraph:
         finish: dict[str, float] = {}
         via: dict[str, str | None] = {}
         for name in self.order:
-            below = max(self.deps[name], key=lambda d: finish[d], default=None)
+            below = max(sorted(self.deps[name]), key=lambda d: finish[d], default=None)
             finish[name] = (finish[below] if below else 0.0) + cost.get(name, 0.0)
             via[name] = below
         if not finish:
@@ -108,7 +107,7 @@ class DependencyGraph:
         return total, chain
 
 
-def _find_cycle(deps: Mapping[str, tuple[str, ...]], stuck: set[str]) -> list[str]:
+def _find_cycle(deps: Mapping[str, frozenset[str]], stuck: set[str]) -> list[str]:
     """One cycle among ``stuck`` (nodes Kahn's algorithm could not order), in dependency order."""
     start = min(stuck)
     path: list[str] = []
