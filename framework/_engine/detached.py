@@ -21,6 +21,7 @@ class DetachedTasks:
 
     def __init__(self) -> None:
         self._tasks: set[Any] = set()  # strong references: asyncio keeps only weak ones
+        self._forget = self._tasks.discard  # one bound method for every task's done callback
 
     def start_soon(
         self, func: Callable[..., Coroutine[Any, Any, Any]], *args: Any, name: object = None
@@ -33,7 +34,7 @@ class DetachedTasks:
                 func(*args), name=str(name)
             )
             self._tasks.add(task)
-            task.add_done_callback(self._tasks.discard)
+            task.add_done_callback(self._forget)
         elif backend == "trio":
             import trio
 

@@ -212,7 +212,7 @@ class Lifecycle:
                     ready.append(self.records[dependent])
             return ready
 
-        walk = Walk(step, lambda task: tg.start_soon(task, name="start"))
+        walk = Walk(step, lambda take, rec: tg.start_soon(take, rec, name="start"))
         walk.ready.extend(self.records[name] for name, n in missing.items() if n == 0)
         self._start_scope = scope
         try:

@@ -83,7 +83,9 @@ class ReverseStop:
         self.wake = anyio.Event()
         self.done = anyio.Event()
         self.tasks = DetachedTasks()
-        self.walk = Walk(self.step, lambda task: self.tasks.start_soon(task, name="stop"))
+        self.walk = Walk(
+            self.step, lambda take, name: self.tasks.start_soon(take, name, name="stop")
+        )
 
     async def run(self) -> None:
         """Stop everything that began; on cancellation (forced), cancel the stops in flight."""

@@ -18,7 +18,6 @@ from __future__ import annotations
 import math
 from collections import deque
 from collections.abc import Callable, Coroutine, Iterable, Sequence
-from functools import partial
 from typing import Any, Generic, TypeVar
 
 import anyio
@@ -55,10 +54,10 @@ Step = Callable[[T, Timer], Coroutine[Any, Any, Sequence[T]]]
 
 
 class Walk(Generic[T]):
-    """``step(item, timer)`` returns the items it made ready; ``spawn(fn)`` runs ``fn()`` in a new
-    task (of the task group that owns the walk)."""
+    """``step(item, timer)`` returns the items it made ready; ``spawn(fn, item)`` runs
+    ``fn(item)`` in a new task (of the task group that owns the walk)."""
 
-    def __init__(self, step: Step[T], spawn: Callable[[Callable[[], Any]], object]) -> None:
+    def __init__(self, step: Step[T], spawn: Callable[[Callable[[T], Any], T], object]) -> None:
         self.step = step
         self.spawn = spawn
         self.ready: deque[T] = deque()
@@ -66,8 +65,9 @@ class Walk(Generic[T]):
 
     def add(self, items: Iterable[T]) -> None:
         """Give each of ``items`` a task of its own."""
+        spawn, take = self.spawn, self._take
         for item in items:
-            self.spawn(partial(self._take, item))
+            spawn(take, item)
 
     async def run(self) -> None:
         """Start the items made ready so far (their tasks run in the owner's task group)."""
