@@ -8,6 +8,7 @@ import contextlib
 import importlib.util
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import time
@@ -20,7 +21,7 @@ from hypothesis import strategies as st
 from framework import ConfigError, Settings
 from framework._config.dburl import url_problem
 from framework._config.load import load_settings
-from tests._process import framework_env, run_cli
+from tests._process import finish, framework_env, run_cli, spawn, wait_for, with_sets
 from tests.sample_apps import SampleSettings
 
 
@@ -134,6 +135,32 @@ def test_an_empty_or_comment_only_file_sets_nothing(tmp_path: Path, name: str, t
     loaded = load_settings(Settings)
     assert loaded.files == [Path("config") / name]
     assert loaded.settings == Settings()
+
+
+@pytest.mark.slow
+def test_an_empty_and_a_comment_only_file_check_and_run(tmp_path: Path) -> None:
+    """From the command line: an empty default.toml and a comment-only prod.yaml are read (the
+    startup log names both), `check` exits 0 and the application starts and stops cleanly."""
+    write(tmp_path / "config/default.toml", "")
+    write(tmp_path / "config/prod.yaml", "# settings for production come later\n---\n")
+    checked = run_cli(tmp_path, "check", "tests.sample_apps:App", "--env", "prod")
+    assert checked.returncode == 0, checked.stderr
+    assert "Traceback" not in checked.stderr
+    journal = tmp_path / "journal.txt"
+    proc = spawn(
+        tmp_path,
+        "run",
+        "tests.sample_apps:App",
+        "--env",
+        "prod",
+        *with_sets(f'behaviour.journal="{journal}"'),
+    )
+    wait_for(journal, "app ready")
+    proc.send_signal(signal.SIGTERM)
+    code, err = finish(proc)
+    assert code == 0, err
+    assert "config/default.toml" in err and "config/prod.yaml" in err, err
+    assert "Traceback" not in err
 
 
 def test_comments_only_and_a_utf8_bom_are_fine(tmp_path: Path) -> None:
