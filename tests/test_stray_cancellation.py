@@ -66,6 +66,24 @@ def test_a_run_body_that_raises_a_stray_cancellation_is_a_crash(tmp_path: Path) 
 
 
 @pytest.mark.slow
+def test_a_stray_cancellation_from_run_follows_the_restart_policy(tmp_path: Path) -> None:
+    """With ``restart = "on-failure"`` the crash is restarted like any other: d's run() raises it
+    on every run, so d is restarted restart_max (2) times, then the orderly shutdown and exit 1."""
+    proc = spawn(
+        tmp_path,
+        'behaviour.stray_cancel={"d" = "run"}',
+        'services.d.restart="on-failure"',
+        "services.d.restart_max=2",
+        "services.d.restart_backoff=0.05",
+    )
+    code, err = finish(proc, timeout=30)
+    assert code == 1, err
+    assert journal(tmp_path).count("d stray run") == 3, journal(tmp_path)
+    assert err.count("raised CancelledError although nothing cancelled it") >= 3, err
+    assert "a stopped" in journal(tmp_path) and "Traceback" not in err
+
+
+@pytest.mark.slow
 def test_a_start_that_raises_a_stray_cancellation_fails_the_startup_cleanly(
     tmp_path: Path,
 ) -> None:
