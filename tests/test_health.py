@@ -179,12 +179,30 @@ async def test_a_check_that_ignores_cancellation_counts_unhealthy_and_delays_no_
 
 
 @pytest.mark.anyio
-@pytest.mark.parametrize("answer", ["down", None, 1, "ok"])
-async def test_a_check_that_returns_no_bool_is_unhealthy_and_logged_once(answer: object) -> None:
+@pytest.mark.parametrize(
+    ("answer", "shown"),
+    [
+        ("down", "'down'"),
+        (None, "None"),
+        (1, "1"),
+        ("ok", "'ok'"),
+        ({"dsn": "postgresql://app:hunter22@db/app"}, "{'dsn': 'postgresql://app:***@db/app'}"),
+        ("remembered-secret-value", "'**********'"),
+        ("x" * 500, "'" + "x" * 76 + "..."),
+    ],
+    ids=["down", "None", "1", "ok", "url password", "remembered secret", "long"],
+)
+async def test_a_check_that_returns_no_bool_is_unhealthy_and_logged_once(
+    answer: object, shown: str
+) -> None:
     """Anything but True or False counts unhealthy; the log says so once, naming the service
-    and the value."""
+    and the value: its repr, secrets masked (a URL's password, a secret of the settings), cut
+    to 80 characters. The reason `/readyz` shows is the same text."""
     from loguru import logger
 
+    from framework._engine.secrets import remember
+
+    remember({"remembered-secret-value"})  # as setup_logging does with the settings' secrets
     lines: list[str] = []
     sink = logger.add(lines.append, format="{message}")
     try:
@@ -197,7 +215,10 @@ async def test_a_check_that_returns_no_bool_is_unhealthy_and_logged_once(answer:
             await poller.check_all()
         assert "odd" in poller.unhealthy
         said = [line for line in lines if "not a bool" in line]
-        assert len(said) == 1 and "service 'odd'" in said[0], lines
+        assert len(said) == 1, lines
+        assert f"service 'odd': health() returned {shown}, not a bool" in said[0], said
+        assert "hunter22" not in said[0] and "remembered-secret-value" not in said[0]
+        assert poller.results["odd"].reason == said[0].strip()
         await lifecycle.stop()
     finally:
         logger.remove(sink)

@@ -139,11 +139,24 @@ def health_still_running(seconds: float) -> str:
     return f"health() has still not returned after {seconds:.1f} s (it ignores cancellation)"
 
 
+_SHOWN_LONGEST = 80  # characters of a value shown in a message
+
+
+def _shown_value(value: object) -> str:
+    """``repr(value)`` safe to print: secrets masked (the one path, `mask`, after `redact`), at
+    most `_SHOWN_LONGEST` characters. Masked before it is cut, so no part of a secret is left."""
+    try:
+        text = repr(redact(value))
+    except Exception:  # a __repr__ that fails: the type still says something
+        text = f"<{type(value).__name__} object>"
+    text = mask(text)
+    return text if len(text) <= _SHOWN_LONGEST else f"{text[: _SHOWN_LONGEST - 3]}..."
+
+
 def health_not_bool(name: str, answer: object) -> str:
-    shown = redact(answer) if isinstance(answer, str) else type(answer).__name__
     return (
-        f"service {name!r}: health() returned {shown!r}, not a bool: counted unhealthy "
-        "(return True or False)"
+        f"service {name!r}: health() returned {_shown_value(answer)}, not a bool: counted "
+        "unhealthy (return True or False)"
     )
 
 
