@@ -40,6 +40,25 @@ def test_a_delay_longer_than_the_endpoint_lag_loses_nothing() -> None:
 
 
 @pytest.mark.slow
+def test_a_pre_stop_sleep_delays_sigterm_and_loses_nothing() -> None:
+    """--pre-stop 1.5: SIGTERM comes no sooner than 1.5 s after the deletion, the lag counts from
+    SIGTERM, the default grace period adds the sleep, ceil(8 + 2 + 1.5) = 12; with the delay over
+    the lag every request is answered and the process exits 0 on its own."""
+    sets = with_sets(*QUIET, "lifecycle.shutdown_delay=2", "lifecycle.shutdown_timeout=8")
+    code, report = simulate("--endpoint-lag", "1", "--pre-stop", "1.5", *sets)
+    assert code == 0, report
+    assert report["knobs"]["pre_stop"] == 1.5
+    assert report["knobs"]["grace"] == math.ceil(8 + 2 + 1.5)
+    at = {e["event"].split(" (")[0]: e["t"] for e in report["timeline"]}
+    assert at["SIGTERM"] >= 1.5
+    assert at["out of the endpoints"] >= at["SIGTERM"] + 1.0
+    assert at["process exited with 0"] >= at["SIGTERM"] + 2.0
+    assert report["answered"] == report["sent"] > 0
+    assert report["failed"] == report["unanswered"] == 0
+    assert report["exit_code"] == 0 and report["sigkill"] is False and report["ok"] is True
+
+
+@pytest.mark.slow
 def test_no_delay_reports_what_a_cluster_would_drop_and_fails() -> None:
     """shutdown_delay 0 under a 2 s lag: the process exits at once, the requests still routed to
     it are refused; they count as failed, and the simulator exits 1 saying so."""
