@@ -3,7 +3,7 @@
 - ``Consumer``: a ``run()`` that takes units of work of ``work.unit`` seconds while
   ``self.stopping`` is not set, journaling each unit's begin and end.
 - ``Writer``: spawns a task in ``start()`` that writes a row to the database ``work.write_after``
-  seconds later.
+  seconds later, and one that ends at once (journaling ``warmed up``).
 - ``Web``: a FastAPI endpoint whose ``BackgroundTask`` writes a row ``work.write_after`` seconds
   after the response.
 - ``Db``: a `DatabaseService` that journals its stop.
@@ -84,7 +84,11 @@ class Writer(Service):
 
     async def start(self) -> None:
         self.spawn(self._later, name="write later")
+        self.spawn(self._at_once, name="warm up")
         note(self.work, "writer started")
+
+    async def _at_once(self) -> None:
+        note(self.work, "warmed up")
 
     async def _later(self) -> None:
         await anyio.sleep(self.work.write_after)

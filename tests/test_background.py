@@ -92,6 +92,37 @@ def test_a_spawned_task_finishes_before_the_database_stops(tmp_path: Path) -> No
     assert lines.index("wrote spawned") < lines.index("db stopping"), lines
 
 
+def test_sigusr2_lists_the_spawned_tasks_still_running_with_their_service(tmp_path: Path) -> None:
+    """SIGUSR2's status line of a service names its spawned tasks still running (not one that
+    has ended); at SIGTERM the one still running past ``drain_timeout`` is cancelled and named in
+    the timeline and the report, and nothing is written."""
+    log = tmp_path / "app.log"
+    proc = run(
+        tmp_path,
+        "work.write_after=60",
+        "services.writer.drain_timeout=0.2",
+        f"logging.file='{log}'",
+    )
+    wait_for(tmp_path / "journal.txt", "warmed up")
+    wait_for(tmp_path / "journal.txt", "writer started")
+    proc.send_signal(signal.SIGUSR2)
+    deadline = time.monotonic() + 20
+    while "status: service 'writer'" not in log.read_text() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert proc.poll() is None, "SIGUSR2 stops nothing"
+    proc.send_signal(signal.SIGTERM)
+    code, err = finish(proc)
+    assert code == 0, err
+    status = [line for line in log.read_text().splitlines() if "status: service" in line]
+    [writer] = [line for line in status if "service 'writer'" in line]
+    assert "status: service 'writer' started, spawned tasks running: write later" in writer
+    assert "warm up" not in writer  # ended before the snapshot: not listed
+    assert not [line for line in status if "spawned" in line and "'writer'" not in line], status
+    assert services(tmp_path)["writer"]["tasks_cancelled"] == ["write later"]
+    assert "tasks cancelled: write later" in err
+    assert rows(tmp_path) == []
+
+
 def test_a_background_task_of_a_response_finishes_before_the_database_stops(
     tmp_path: Path,
 ) -> None:
