@@ -4,12 +4,15 @@ explained. Real supervisor and worker processes, the real HttpService, real sign
 from __future__ import annotations
 
 import http.client
+import os
 import re
 import signal
+import socket
 import subprocess
 import sys
 import threading
 import time
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -42,6 +45,7 @@ async def hello(request):
 
 
 async def hang_forever(request):  # a blocking call in an async endpoint: the loop stops
+    os.write(2, f"worker {os.getpid()} hangs now\\n".encode())
     time.sleep(3600)
     return PlainTextResponse("never")
 
@@ -267,3 +271,52 @@ def test_a_second_sigterm_during_a_stop_stuck_in_sleep_exits_130_with_its_stack_
     assert "stacks of all threads of process" in log, log[-3000:]
     stacks = log[log.index("stacks of all threads of process") :]
     assert "in stop" in stacks and "heal_app.py" in stacks, stacks[:3000]
+
+
+def test_under_the_systemd_watchdog_the_supervisor_pings_only_while_every_worker_reports(
+    run: type[Run],
+) -> None:
+    """WATCHDOG_USEC 1 s for the supervisor (a ping every 0.5 s), worker_timeout 0 (the supervisor
+    leaves a hung worker to systemd): WATCHDOG=1 arrives while both workers beat; once one
+    worker's loop is blocked in time.sleep the pings stop for good while the other worker serves;
+    once that worker is killed from outside and replaced (reason exited -9), they come again."""
+    name = f"@framework-test-{uuid.uuid4().hex}"
+    with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as notify:
+        notify.bind(b"\0" + name[1:].encode())
+        env = {"NOTIFY_SOCKET": name, "WATCHDOG_USEC": "1000000"}
+        sets = ("process.workers=2", "process.worker_timeout=0", "process.restart_backoff=0.2")
+        app = run(*sets, env=env)
+        assert "READY=1" in _notified(notify, "READY=1", 60.0)
+        assert _notified(notify, None, 3.0).count("WATCHDOG=1") >= 2  # one every 0.5 s
+        threading.Thread(target=lambda: _swallow(app, "/hang"), daemon=True).start()
+        app.wait_logged("hangs now")
+        hung = re.search(r"worker (\d+) hangs now", app.log())
+        assert hung is not None
+        quiet = False  # 3 s without a ping: 6 intervals (the hung worker is late after 1 s)
+        deadline = time.monotonic() + 20.0
+        while not quiet and time.monotonic() < deadline:
+            quiet = "WATCHDOG=1" not in _notified(notify, "WATCHDOG=1", 3.0)
+        assert quiet, "WATCHDOG=1 kept coming with a worker hung"
+        for _ in range(5):  # the other worker serves meanwhile
+            assert app.get("/hello") == (200, b"hello")
+        assert "WATCHDOG=1" not in _notified(notify, "WATCHDOG=1", 1.0)
+        assert "is hung" not in app.log()  # worker_timeout 0: nothing killed it
+        os.kill(int(hung[1]), signal.SIGKILL)
+        assert "WATCHDOG=1" in _notified(notify, "WATCHDOG=1", 20.0), app.log()[-3000:]
+        app.wait_logged("(reason: exited -9)")
+        assert app.stop() == 0, app.log()[-4000:]
+        assert "STOPPING=1" in _notified(notify, "STOPPING=1", 10.0)
+    assert "replacements by reason: exited -9 1" in app.log(), app.log()[-2000:]
+
+
+def _notified(sock: socket.socket, wanted: str | None, seconds: float) -> list[str]:
+    """The lines sent to ``sock`` within ``seconds``, ending early at the line ``wanted``."""
+    lines: list[str] = []
+    deadline = time.monotonic() + seconds
+    while wanted not in lines and (left := deadline - time.monotonic()) > 0:
+        sock.settimeout(left)
+        try:
+            lines += sock.recv(4096).decode().splitlines()
+        except TimeoutError:
+            break
+    return lines
