@@ -144,7 +144,8 @@ class Front:
         if kind == "http":
             probe = self.probes.get(scope["path"])
             if probe is not None:  # answered here, before any limit: never refused for load
-                await probe(send, notice.is_set())
+                # once shutdown began: `Connection: close`, once (uvicorn's cycle may say it too)
+                await probe(send, notice.is_set() and not self.closes_after(send, CLOSE))
                 return
         if self.limit is not None and self._over_limit(self.limit):
             await refuse(kind, send)
