@@ -297,7 +297,7 @@ async def test_readyz_503_while_unhealthy_livez_runs_no_check(
 
 def test_health_metrics_families() -> None:
     """framework_service_healthy is 0 for a service readiness holds as unhealthy (or restarting),
-    1 otherwise; framework_service_restarts counts each service's restarts."""
+    1 otherwise; framework_service_restarts_total counts each service's restarts."""
     from prometheus_client import CollectorRegistry, generate_latest
 
     readiness = Readiness()
