@@ -1,7 +1,8 @@
 """Applications with background work, for `tests/test_background.py` (run with `framework run`).
 
 - ``Consumer``: a ``run()`` that takes units of work of ``work.unit`` seconds while
-  ``self.stopping`` is not set, journaling each unit's begin and end.
+  ``self.stopping`` is not set, journaling each unit's begin and end, and how far into which
+  unit the shutdown began (``stopping set 0.123 s into unit 2``).
 - ``Writer``: spawns a task in ``start()`` that writes a row to the database ``work.write_after``
   seconds later, and one that ends at once (journaling ``warmed up``).
 - ``Web``: a FastAPI endpoint whose ``BackgroundTask`` writes a row ``work.write_after`` seconds
@@ -12,6 +13,7 @@
 from __future__ import annotations
 
 import threading
+import time
 from pathlib import Path
 
 import anyio
@@ -69,9 +71,15 @@ class Consumer(Service):
         self.work = work
 
     async def run(self) -> None:
-        units = 0
+        units, began = 0, 0.0
+
+        def seen() -> None:  # the first moment of shutdown: how far into which unit
+            note(self.work, f"stopping set {time.monotonic() - began:.3f} s into unit {units}")
+
+        self.stopping.add_callback(seen)
         while not self.stopping.is_set():
             units += 1
+            began = time.monotonic()
             note(self.work, f"unit {units} begin")
             await anyio.sleep(self.work.unit)
             note(self.work, f"unit {units} done")

@@ -30,9 +30,27 @@ def run(tmp_path: Path, *sets: str, target: str = "ConsumerApp") -> subprocess.P
         *with_sets(
             f'work.journal="{tmp_path / "journal.txt"}"',
             f"database.url='sqlite+aiosqlite:///{tmp_path}/db.sqlite'",
+            f"logging.file='{tmp_path / 'app.log'}'",
             *sets,
         ),
     )
+
+
+def log_of(tmp_path: Path) -> str:
+    path = tmp_path / "app.log"
+    return path.read_text(encoding="utf-8") if path.exists() else ""
+
+
+def next_unit(tmp_path: Path) -> int:
+    """Once the startup is complete (a signal then is a shutdown, not an aborted startup), until
+    the consumer begins its next unit; returns that unit's number."""
+    deadline = time.monotonic() + 30
+    while "startup complete" not in log_of(tmp_path):
+        assert time.monotonic() < deadline, f"the startup never completed:\n{log_of(tmp_path)}"
+        time.sleep(0.02)
+    unit = sum(line.endswith(" begin") for line in journal(tmp_path)) + 1
+    wait_for(tmp_path / "journal.txt", f"unit {unit} begin")
+    return unit
 
 
 def journal(tmp_path: Path) -> list[str]:
@@ -53,14 +71,14 @@ def test_sigterm_mid_unit_lets_the_unit_finish_and_run_return(tmp_path: Path) ->
     """A consumer whose unit takes 0.5 s, SIGTERM in the middle of one: the unit completes,
     ``run()`` returns on its own (warm), exit 0."""
     proc = run(tmp_path, "work.unit=0.5")
-    wait_for(tmp_path / "journal.txt", "unit 2 begin")
+    unit = next_unit(tmp_path)
     time.sleep(0.2)
     proc.send_signal(signal.SIGTERM)
     code, err = finish(proc)
     assert code == 0, err
     lines = journal(tmp_path)
-    assert lines.index("unit 2 done") < lines.index("run returned"), lines
-    assert "unit 3 begin" not in lines
+    assert lines.index(f"unit {unit} done") < lines.index("run returned"), lines
+    assert f"unit {unit + 1} begin" not in lines
     assert services(tmp_path)["consumer"]["run"] == "warm"
     assert "run warm" in err
 
@@ -69,12 +87,42 @@ def test_a_unit_past_the_drain_timeout_is_cancelled_cold(tmp_path: Path) -> None
     """The same with a 2 s unit and ``drain_timeout = 0.2``: cancelled cold, the timeline says so,
     exit 0."""
     proc = run(tmp_path, "work.unit=2.0", "services.consumer.drain_timeout=0.2")
-    wait_for(tmp_path / "journal.txt", "unit 1 begin")
+    unit = next_unit(tmp_path)
     proc.send_signal(signal.SIGTERM)
     code, err = finish(proc)
     assert code == 0, err
-    assert "unit 1 done" not in journal(tmp_path) and "run returned" not in journal(tmp_path)
+    assert "during startup" not in err
+    lines = journal(tmp_path)
+    assert f"unit {unit} done" not in lines and "run returned" not in lines, lines
     assert services(tmp_path)["consumer"]["run"] == "cold"
+    assert "run cold" in err
+
+
+def test_a_half_second_unit_past_a_drain_timeout_of_0_2_is_cancelled_cold(tmp_path: Path) -> None:
+    """A consumer whose unit takes 0.5 s and ``drain_timeout = 0.2``, SIGTERM in the middle of a
+    unit: the unit is cancelled (cold), ``run()`` does not return on its own, the timeline says
+    ``run cold``, exit 0. The proof needs the shutdown to begin within 0.2 s of the unit's begin
+    (so that the drain ends before the unit would); the app journals how far into the unit it
+    began, and an attempt that a loaded machine made later is run again (at most 3)."""
+    for attempt in range(3):
+        case = tmp_path / f"attempt-{attempt}"
+        case.mkdir()
+        proc = run(case, "work.unit=0.5", "services.consumer.drain_timeout=0.2")
+        next_unit(case)
+        proc.send_signal(signal.SIGTERM)
+        code, err = finish(proc)
+        assert code == 0, err
+        assert "during startup" not in err
+        lines = journal(case)
+        [seen] = [line for line in lines if line.startswith("stopping set")]
+        into, unit = float(seen.split()[2]), seen.split()[-1]
+        if into < 0.2:
+            break
+    else:
+        pytest.fail(f"3 attempts, the shutdown never began within 0.2 s of a unit: {seen}")
+    assert f"unit {unit} begin" in lines and f"unit {unit} done" not in lines, lines
+    assert "run returned" not in lines, lines
+    assert services(case)["consumer"]["run"] == "cold"
     assert "run cold" in err
 
 
@@ -96,24 +144,18 @@ def test_sigusr2_lists_the_spawned_tasks_still_running_with_their_service(tmp_pa
     """SIGUSR2's status line of a service names its spawned tasks still running (not one that
     has ended); at SIGTERM the one still running past ``drain_timeout`` is cancelled and named in
     the timeline and the report, and nothing is written."""
-    log = tmp_path / "app.log"
-    proc = run(
-        tmp_path,
-        "work.write_after=60",
-        "services.writer.drain_timeout=0.2",
-        f"logging.file='{log}'",
-    )
+    proc = run(tmp_path, "work.write_after=60", "services.writer.drain_timeout=0.2")
+    next_unit(tmp_path)  # started
     wait_for(tmp_path / "journal.txt", "warmed up")
-    wait_for(tmp_path / "journal.txt", "writer started")
     proc.send_signal(signal.SIGUSR2)
     deadline = time.monotonic() + 20
-    while "status: service 'writer'" not in log.read_text() and time.monotonic() < deadline:
+    while "status: service 'writer'" not in log_of(tmp_path) and time.monotonic() < deadline:
         time.sleep(0.05)
     assert proc.poll() is None, "SIGUSR2 stops nothing"
     proc.send_signal(signal.SIGTERM)
     code, err = finish(proc)
     assert code == 0, err
-    status = [line for line in log.read_text().splitlines() if "status: service" in line]
+    status = [line for line in log_of(tmp_path).splitlines() if "status: service" in line]
     [writer] = [line for line in status if "service 'writer'" in line]
     assert "status: service 'writer' started, spawned tasks running: write later" in writer
     assert "warm up" not in writer  # ended before the snapshot: not listed
