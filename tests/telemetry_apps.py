@@ -5,8 +5,11 @@ a plain ASGI app, with no edge to the telemetry declared (discovery adds them):
 
 - ``/plain``: answers without touching the database;
 - ``/query``: runs one statement, then answers;
-- ``/secret``: puts ``app.token`` (a SecretStr) and the database URL with its password on the
-  request's span (an attribute, an event, a recorded exception), logs a line, and answers.
+- ``/secret``: puts ``app.token`` (a SecretStr), the database URL with its password and the values
+  of ``telemetry.headers`` on the request's span (an attribute, a list attribute, an event, a
+  recorded exception) and on a child span of its own (its name, an attribute, an event, a recorded
+  exception, its status text), logs a line inside each, counts a metric whose description and
+  data-point attributes hold them too, and answers.
 
 ``SentryApp``: the same with a `SentryService`; ``/report`` sends Sentry an exception and a message
 that hold the secrets. Each service journals its stop (``<name> stopping``/``<name> stopped``).
@@ -83,7 +86,9 @@ async def _answer(send: Any, body: bytes) -> None:
     await send({"type": "http.response.body", "body": body})
 
 
-def make_app(db: Db, section: AppSection, database_url: str) -> Any:
+def make_app(
+    db: Db, section: AppSection, database_url: str, headers: dict[str, SecretStr] | None = None
+) -> Any:
     """A plain ASGI app: /plain, /query, /secret and /report (see the module docstring)."""
 
     async def app(scope: Any, receive: Any, send: Any) -> None:
@@ -95,10 +100,11 @@ def make_app(db: Db, section: AppSection, database_url: str) -> Any:
         path = scope["path"]
         if path == "/query":
             async with db.engine.connect() as connection:
-                value = (await connection.execute(text("SELECT :x"), {"x": 7})).scalar()
+                value = (await connection.execute(text("SELECT 1 + :x"), {"x": 7})).scalar()
             await _answer(send, str(value).encode())
         elif path == "/secret":
-            secret_span(section, database_url)
+            header_values = [v.get_secret_value() for v in (headers or {}).values()]
+            secret_span(section, database_url, " ".join(header_values))
             await _answer(send, b"ok")
         elif path == "/report":
             import sentry_sdk
@@ -113,10 +119,13 @@ def make_app(db: Db, section: AppSection, database_url: str) -> Any:
     return app
 
 
-def secret_span(section: AppSection, database_url: str) -> None:
-    """What careless app code does: secrets on the current span, and a log line inside it."""
+def secret_span(section: AppSection, database_url: str, header: str = "") -> None:
+    """What careless app code does: secrets on the current span and on a child span of its own
+    (name, attributes, events, recorded exceptions, status text), a log line inside each, and
+    a metric (description, data-point attributes)."""
     from loguru import logger
-    from opentelemetry import trace
+    from opentelemetry import metrics, trace
+    from opentelemetry.trace import Status, StatusCode
 
     token = section.token.get_secret_value()
     span = trace.get_current_span()
@@ -125,6 +134,18 @@ def secret_span(section: AppSection, database_url: str) -> None:
     span.add_event(f"login with {token}", {"url": database_url})
     span.record_exception(ValueError(f"cannot use {token} for {database_url}"))
     logger.info("inside the secret span")
+    tracer = trace.get_tracer(__name__)
+    with tracer.start_as_current_span(f"login {token}", record_exception=False) as child:
+        child.set_attribute("app.header", header)
+        child.set_attribute(f"app.key.{token}", "in the attribute's key")
+        child.add_event("sent", {"header": header, "urls": [database_url]})
+        child.record_exception(PermissionError(f"{header} refused by {database_url}"))
+        child.set_status(Status(StatusCode.ERROR, f"denied: {token} at {database_url}"))
+        logger.info("inside the child span")
+    logins = metrics.get_meter(__name__).create_counter(
+        "app.logins", description=f"logins with {token}"
+    )
+    logins.add(1, {"url": database_url, "header": header})
 
 
 class Container(containers.DeclarativeContainer):
@@ -134,7 +155,13 @@ class Container(containers.DeclarativeContainer):
     db = providers.Singleton(Db, settings.provided.database, section)
     http = providers.Singleton(
         Http,
-        app=providers.Factory(make_app, db, section, settings.provided.database.url),
+        app=providers.Factory(
+            make_app,
+            db,
+            section,
+            settings.provided.database.url,
+            settings.provided.telemetry.headers,
+        ),
         settings=settings.provided.http,
         section=section,
     )

@@ -12,7 +12,8 @@ most that bound and one warning line, and the thread is a daemon, abandoned at t
 never keeps the process alive. The SDK's own exit hooks are off (``shutdown_on_exit=False``).
 
 What is exported passes through the secret masking of the logs (`framework._engine.secrets.mask`):
-span names, attributes, events (recorded exceptions too), status texts and resource attributes.
+span names, attributes, events (recorded exceptions too), status texts and resource attributes;
+metric names, descriptions and data-point attributes.
 OpenTelemetry is imported when the service starts, never with this module.
 """
 
@@ -129,9 +130,10 @@ class TelemetryService(Service):
         from opentelemetry import metrics, trace
         from opentelemetry.sdk.resources import Resource
 
-        from framework._engine.secrets import mask
+        from framework.services._telemetry_masking import masked_resource
 
-        resource = Resource.create({"service.name": mask(self.service_name)})
+        # OTEL_RESOURCE_ATTRIBUTES are merged in by create(): masked with the rest
+        resource = masked_resource(Resource.create({"service.name": self.service_name}))
         self.tracer_provider = self._tracer_provider(resource)
         self.meter_provider = self._meter_provider(resource)
         global _globals_set
@@ -177,11 +179,12 @@ class TelemetryService(Service):
         return provider
 
     def _meter_provider(self, resource: Any) -> Any:
-        from opentelemetry.exporter.otlp.proto.http.metric_exporter import OTLPMetricExporter
         from opentelemetry.sdk.metrics import MeterProvider
         from opentelemetry.sdk.metrics.export import PeriodicExportingMetricReader
 
-        exporter = OTLPMetricExporter(
+        from framework.services._telemetry_masking import MaskingMetricExporter
+
+        exporter = MaskingMetricExporter(
             endpoint=f"{self.settings.endpoint}/v1/metrics",
             headers=self._headers(),
             timeout=self._export_timeout(),
