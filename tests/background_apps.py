@@ -4,7 +4,8 @@
   ``self.stopping`` is not set, journaling each unit's begin and end, and how far into which
   unit the shutdown began (``stopping set 0.123 s into unit 2``).
 - ``Writer``: spawns a task in ``start()`` that writes a row to the database ``work.write_after``
-  seconds later, and one that ends at once (journaling ``warmed up``).
+  seconds later, one that ends at once (journaling ``warmed up``) and, with ``work.fail_after``
+  set, one that raises ``work.fail_after`` seconds after it started.
 - ``Web``: a FastAPI endpoint whose ``BackgroundTask`` writes a row ``work.write_after`` seconds
   after the response.
 - ``Db``: a `DatabaseService` that journals its stop.
@@ -32,6 +33,7 @@ class Work(BaseModel):
     journal: Path | None = None
     unit: float = 0.5
     write_after: float = 1.0
+    fail_after: float | None = None
 
 
 class WorkSettings(Settings):
@@ -93,7 +95,15 @@ class Writer(Service):
     async def start(self) -> None:
         self.spawn(self._later, name="write later")
         self.spawn(self._at_once, name="warm up")
+        if self.work.fail_after is not None:
+            self.spawn(self._fails, name="flaky write")
         note(self.work, "writer started")
+
+    async def _fails(self) -> None:
+        assert self.work.fail_after is not None
+        await anyio.sleep(self.work.fail_after)
+        note(self.work, "flaky write raises")
+        raise RuntimeError("upstream went away")
 
     async def _at_once(self) -> None:
         note(self.work, "warmed up")

@@ -165,6 +165,29 @@ def test_sigusr2_lists_the_spawned_tasks_still_running_with_their_service(tmp_pa
     assert rows(tmp_path) == []
 
 
+def test_a_spawned_task_that_raises_is_logged_with_its_name_and_the_app_goes_on(
+    tmp_path: Path,
+) -> None:
+    """A spawned task raises: one error line names the service and the task and says the
+    application goes on; the consumer keeps taking units, and SIGTERM still ends it with exit 0
+    (a failed spawned task does not make the exit code 1)."""
+    proc = run(tmp_path, "work.unit=0.1", "work.fail_after=0.3")
+    wait_for(tmp_path / "journal.txt", "flaky write raises")
+    unit = next_unit(tmp_path)
+    wait_for(tmp_path / "journal.txt", f"unit {unit + 1} begin")  # the application went on
+    assert proc.poll() is None
+    proc.send_signal(signal.SIGTERM)
+    code, err = finish(proc)
+    assert code == 0, err
+    failed = [line for line in err.splitlines() if "spawned task" in line]
+    assert len(failed) == 1, failed
+    assert (
+        "service 'writer': spawned task 'flaky write' failed: RuntimeError: upstream went away; "
+        "the application goes on"
+    ) in failed[0]
+    assert "ERROR" in failed[0]
+
+
 def test_a_background_task_of_a_response_finishes_before_the_database_stops(
     tmp_path: Path,
 ) -> None:
