@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from tests._process import finish, free_port, spawn, wait_for, with_sets
+from tests._process import REPO, finish, free_port, run_cli, spawn, wait_for, with_sets
 from tests.sample_apps import read_journal
 
 pytestmark = pytest.mark.slow
@@ -215,3 +215,22 @@ def test_a_background_task_of_a_response_finishes_before_the_database_stops(
     assert "background" in rows(tmp_path)
     lines = journal(tmp_path)
     assert lines.index("wrote background") < lines.index("db stopping"), lines
+
+
+def test_framework_check_counts_a_configured_drain_timeout_in_the_budget() -> None:
+    """`framework check`: a service's stop takes its drain_timeout plus its stop bound, so the
+    chain writer -> db is 10 + 10 s without one and 7 + 10 + 10 s with drain_timeout 7 on the
+    writer, which a 25 s shutdown_timeout no longer holds."""
+    target = "tests.background_apps:ConsumerApp"
+
+    def check(*sets: str) -> str:
+        result = run_cli(REPO, "check", target, *with_sets(*sets))
+        return result.stdout + result.stderr  # the budget lines go to stderr
+
+    plain = check()
+    assert "longest stop chain 20 s = 20 s <= lifecycle.shutdown_timeout 30 s" in plain, plain
+    drained = check("services.writer.drain_timeout=7")
+    assert "longest stop chain 27 s = 27 s <= lifecycle.shutdown_timeout 30 s" in drained, drained
+    short = check("services.writer.drain_timeout=7", "lifecycle.shutdown_timeout=25")
+    assert "the longest chain of stop bounds 27 s (writer -> db)" in short, short
+    assert "exceeds lifecycle.shutdown_timeout 25 s" in short, short
