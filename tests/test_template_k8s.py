@@ -88,6 +88,18 @@ def test_deployment_is_production_shaped(tmp_path: Path) -> None:
     assert container["imagePullPolicy"] == "IfNotPresent"
 
 
+def test_the_image_is_tagged_with_the_projects_version(tmp_path: Path) -> None:
+    """The Deployment's image is <project>:<version in pyproject.toml>, never :latest: with
+    IfNotPresent, a reused tag would neither roll the pods nor replace a node's stale image."""
+    project = render("kube", output_dir=tmp_path, no_input=True)
+    version = tomllib.loads((project / "pyproject.toml").read_text())["project"]["version"]
+    (container,) = by_kind(project)["Deployment"]["spec"]["template"]["spec"]["containers"]
+    assert container["image"] == f"kube:{version}"
+    assert (
+        f"docker build -t kube:{version} ." in (project / "deploy/k8s/deployment.yaml").read_text()
+    )
+
+
 @pytest.mark.parametrize("timeout", ["20", "40", "37.5"])
 def test_the_grace_period_follows_shutdown_timeout(tmp_path: Path, timeout: str) -> None:
     """terminationGracePeriodSeconds and lifecycle.grace_period are ceil(shutdown_timeout + 2):
