@@ -1,15 +1,24 @@
 """`SentryService`: sentry-sdk initialised at start, flushed within its stop bound, secrets masked.
 
 ``start()`` calls ``sentry_sdk.init`` from the ``sentry`` section (``dsn``, ``environment``,
-``traces_sample_rate``) with a ``before_send`` (and ``before_send_transaction``) hook that passes
-every string of the event through the secret masking of the logs: no secret the settings hold is
-ever part of an event. sentry-sdk's own exit hook gets no time (``shutdown_timeout=0``): ``stop()``
+``traces_sample_rate``) with a ``before_send`` (and ``before_send_span``) hook that passes every
+string of the event through the secret masking of the logs: no secret the settings hold is ever
+part of an event. sentry-sdk's own exit hook gets no time (``shutdown_timeout=0``): ``stop()``
 flushes, in a daemon thread waited for within the stop bound (less a reserve), after the HTTP
 servers and databases (which depend on this service) have stopped.
+
+A DSN that refuses or never answers costs one warning line for the life of the service: the
+transport is sentry-sdk's own ``HttpTransport``, counting what it reports lost
+(``record_lost_event``: network and send errors, a full queue, a rate limit), and a flush that
+times out is the same warning. urllib3's retry lines from sentry-sdk's worker thread are left out
+(`_QuietSenderRetries`): the warning says it once.
 """
 
 from __future__ import annotations
 
+import logging
+import threading
+import time
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from framework._config.settings import SentrySettings
@@ -24,6 +33,10 @@ if TYPE_CHECKING:
     from framework._runtime.context import ServiceContext
 
 __all__ = ("SentryService", "SentrySettings", "masked_event")
+
+# what the transport reports lost because it could not send (not what a hook or sampling dropped)
+_UNSENT = frozenset({"network_error", "send_error", "queue_overflow", "ratelimit_backoff"})
+_WORKER_THREAD = "sentry-sdk.BackgroundWorker"  # the name sentry-sdk gives its sending thread
 
 
 def masked_event(value: Any) -> Any:
@@ -48,6 +61,30 @@ def _masking_hooks(version: str) -> dict[str, Any]:
     return {"before_send": _before_send, traces: _before_send}
 
 
+class _QuietSenderRetries(logging.Filter):
+    """Leaves out urllib3's "Retrying ..." lines logged from sentry-sdk's sending thread."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return threading.current_thread().name != _WORKER_THREAD
+
+
+def _counting_transport(on_lost: Any) -> Any:
+    """sentry-sdk's ``HttpTransport``, calling ``on_lost(reason)`` for every item it could not
+    send (``record_lost_event``, its public report of losses)."""
+    from sentry_sdk.transport import HttpTransport
+
+    class CountingTransport(HttpTransport):
+        def record_lost_event(
+            self, reason: str, data_category: Any = None, item: Any = None, *, quantity: int = 1
+        ) -> None:
+            category = item.data_category if item is not None else data_category
+            if reason in _UNSENT and category != "internal":  # "internal": its client reports
+                on_lost(reason)
+            super().record_lost_event(reason, data_category, item, quantity=quantity)
+
+    return CountingTransport
+
+
 class SentryService(Service):
     """Error reporting to Sentry (extra ``sentry``); with no ``sentry.dsn``, nothing is sent."""
 
@@ -64,6 +101,9 @@ class SentryService(Service):
         self.name = "sentry"
         self._bound, self._bound_source = 10.0, "lifecycle.stop_timeout"
         self._client: Any = None
+        self._lost = 0
+        self._warned = False
+        self._quiet = _QuietSenderRetries()
         from loguru import logger
 
         self._log: Logger = logger.bind(service="sentry")
@@ -89,6 +129,7 @@ class SentryService(Service):
                 environment=self.settings.environment,
                 traces_sample_rate=self.settings.traces_sample_rate,
                 shutdown_timeout=0,
+                transport=_counting_transport(self._event_lost) if dsn else None,
                 **_masking_hooks(sentry_sdk.VERSION),
             )
         except Exception as exc:  # a malformed DSN
@@ -97,8 +138,24 @@ class SentryService(Service):
                 "like https://<key>@<host>/<project id>"
             ) from None
         self._client = sentry_sdk.get_client()
+        logging.getLogger("urllib3.connectionpool").addFilter(self._quiet)
         where = "events go to the configured DSN" if dsn else "no sentry.dsn: nothing is sent"
         self._log.info(f"sentry ready: {where}")
+
+    def _event_lost(self, reason: str) -> None:
+        """Called from sentry-sdk's sending thread: count, and warn the first time."""
+        self._lost += 1
+        self._warn(f"event(s) could not be sent ({reason})")
+
+    def _warn(self, what: str) -> None:
+        """One warning for the life of the service."""
+        if self._warned:
+            return
+        self._warned = True
+        self._log.warning(
+            f"sentry: {what}; events are dropped while it fails; check sentry.dsn and that its "
+            "host is reachable"
+        )
 
     async def stop(self) -> None:
         """Flush the queued events within the stop bound (less a reserve), then close."""
@@ -106,13 +163,22 @@ class SentryService(Service):
         if client is None:
             return
         bound = within(self._bound)
+        timeout = bound * 0.9  # the flush's own deadline, inside the wait for its thread
+        pending: list[int] = []
+        timed_out = threading.Event()
 
         def flush() -> None:
-            client.flush(timeout=bound)
+            started = time.monotonic()
+            # the callback is called when events are still queued after a first short wait
+            client.flush(timeout=timeout, callback=lambda n, _t: pending.append(n))
+            if pending and time.monotonic() - started >= timeout - 0.01:
+                timed_out.set()
             client.close(timeout=0)
 
-        if not await in_daemon_thread(flush, bound, f"framework-{self.name}-flush"):
-            self._log.warning(
-                f"sentry: the flush did not finish within {bound:.3g} s ({self._bound_source}, "
-                "less a reserve); events not sent are dropped"
+        finished = await in_daemon_thread(flush, bound, f"framework-{self.name}-flush")
+        logging.getLogger("urllib3.connectionpool").removeFilter(self._quiet)
+        if not finished or timed_out.is_set():
+            self._warn(
+                f"the flush did not finish within {bound:.3g} s ({self._bound_source}, less a "
+                "reserve)"
             )
