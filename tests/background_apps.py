@@ -87,6 +87,9 @@ class Consumer(Service):
             note(self.work, f"unit {units} done")
         note(self.work, "run returned")
 
+    async def stop(self) -> None:
+        note(self.work, "consumer stop")
+
 
 class Writer(Service):
     def __init__(self, db: Db, work: Work) -> None:

@@ -234,3 +234,24 @@ def test_framework_check_counts_a_configured_drain_timeout_in_the_budget() -> No
     short = check("services.writer.drain_timeout=7", "lifecycle.shutdown_timeout=25")
     assert "the longest chain of stop bounds 27 s (writer -> db)" in short, short
     assert "exceeds lifecycle.shutdown_timeout 25 s" in short, short
+
+
+def test_a_shutdown_forced_during_the_drain_calls_no_stop(tmp_path: Path) -> None:
+    """A 5 s unit with drain_timeout 10: the first SIGTERM begins the drain; a second one forces
+    the shutdown in the middle of it: the unit does not finish, the consumer's ``stop()`` is not
+    called, its stop is recorded as cancelled, exit 130."""
+    proc = run(tmp_path, "work.unit=5", "services.consumer.drain_timeout=10")
+    unit = next_unit(tmp_path)
+    proc.send_signal(signal.SIGTERM)
+    deadline = time.monotonic() + 20
+    while not any(line.startswith("stopping set") for line in journal(tmp_path)):
+        assert time.monotonic() < deadline, journal(tmp_path)
+        time.sleep(0.02)
+    time.sleep(0.3)  # the consumer's drain is under way (its unit has seconds to go)
+    assert proc.poll() is None
+    proc.send_signal(signal.SIGTERM)
+    code, err = finish(proc)
+    assert code == 130, err
+    lines = journal(tmp_path)
+    assert f"unit {unit} done" not in lines and "consumer stop" not in lines, lines
+    assert services(tmp_path)["consumer"]["stop"]["outcome"] == "cancelled", err
