@@ -31,8 +31,21 @@ lint: $(STAMP)
 	$(BIN)/mypy
 	$(BIN)/lint-imports --no-cache
 
-test: $(STAMP) lint docs
+test: $(STAMP) $(CHECKOV_STAMP) lint docs
 	$(BIN)/python -m pytest -q
+
+# checkov, the security lint of the template's manifests (tests/test_template_k8s.py), in an
+# environment of its own: beside the dev extra it would hold back packaging, pytest and
+# python-dateutil. Its requirement is pyproject.toml's `k8s-lint` extra.
+CHECKOV       ?= .venv-checkov
+CHECKOV_STAMP := $(CHECKOV)/.installed
+K8S_LINT       = $(shell $(PYTHON) -c 'import tomllib; print(*tomllib.load(open("pyproject.toml", "rb"))["project"]["optional-dependencies"]["k8s-lint"])')
+
+$(CHECKOV_STAMP): pyproject.toml
+	rm -rf $(CHECKOV)
+	$(PYTHON) -m venv $(CHECKOV)
+	$(CHECKOV)/bin/python -m pip install --quiet '$(K8S_LINT)'
+	touch $@
 
 # The same suite at the lowest versions pyproject.toml's ranges admit: every range is a promise.
 # uv resolves the project with its dev extra, each direct dependency at its floor (their own
@@ -77,4 +90,4 @@ bench: $(VENV)/.bench
 	$(BIN)/python -m bench
 
 clean:
-	rm -rf $(VENV) $(LOWEST) site build *.egg-info
+	rm -rf $(VENV) $(LOWEST) $(CHECKOV) site build *.egg-info

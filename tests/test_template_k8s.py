@@ -133,3 +133,47 @@ def test_pod_local_sqlite_runs_one_replica_and_says_why(tmp_path: Path) -> None:
     assert production["database"]["url"].startswith("sqlite+aiosqlite:////home/app/data/")
     mounts = deployment["spec"]["template"]["spec"]["containers"][0]["volumeMounts"]
     assert {m["mountPath"] for m in mounts} == {"/tmp", "/home/app/data"}
+
+
+# -- security lint ---------------------------------------------------------------------------------
+
+CHECKOV = Path(__file__).resolve().parent.parent / ".venv-checkov/bin/checkov"
+"""Installed by `make test` (pyproject.toml's `k8s-lint` extra, in an environment of its own)."""
+
+NOT_FOR_A_TEMPLATE = {
+    "CKV_K8S_43": "image by digest: a locally built image has no digest until it is pushed",
+    "CKV_K8S_15": "imagePullPolicy Always: a versioned tag with IfNotPresent is right, and Always "
+    "breaks `kind load` / `minikube image load`",
+    "CKV_K8S_21": "the default namespace: the namespace is chosen at apply time (kubectl -n)",
+    "CKV2_K8S_6": "a NetworkPolicy: who may call the service is the cluster's choice; one that "
+    "lets everyone reach the one port would satisfy the lint and protect nothing",
+}
+"""The checks the template leaves to the user, and why; every other check must pass."""
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(
+    not CHECKOV.exists(), reason="checkov is not installed: `make test` installs it"
+)
+@pytest.mark.parametrize("database", ["yes", "no"])
+def test_manifests_pass_the_security_lint(tmp_path: Path, database: str) -> None:
+    """checkov (offline, no downloads) finds nothing in the rendered manifests but the checks a
+    template cannot settle (`NOT_FOR_A_TEMPLATE`)."""
+    import subprocess
+
+    project = render(
+        "kube", output_dir=tmp_path, no_input=True, extra={"include_database": database}
+    )
+    result = subprocess.run(
+        [
+            str(CHECKOV),
+            *("-d", str(project / "deploy"), "--framework", "kubernetes"),
+            *("--skip-download", "--compact", "--quiet"),
+            *("--skip-check", ",".join(NOT_FOR_A_TEMPLATE)),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=110,
+        env={"PATH": "/usr/bin:/bin", "HOME": str(tmp_path), "BC_SKIP_MAPPING": "TRUE"},
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
