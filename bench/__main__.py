@@ -10,7 +10,7 @@ import traceback
 from collections.abc import Callable
 from typing import Any
 
-from bench import http, idle_exit, logs, overhead, ready, shutdown, startup
+from bench import http, idle_exit, logs, overhead, ready, shutdown, startup, telemetry
 from bench._common import ROOT, Result
 from bench.report import fmt, machine, render
 
@@ -22,6 +22,7 @@ BENCHES: dict[str, Callable[[bool], Result]] = {
     "logs": logs.run,
     "ready": ready.run,
     "exit": idle_exit.run,
+    "telemetry": telemetry.run,
 }
 RESULTS = ROOT / "bench" / "results.json"
 PAGE = ROOT / "docs" / "benchmarks.md"
