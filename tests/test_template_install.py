@@ -120,6 +120,57 @@ def test_new_from_a_non_editable_folder_install(
     assert dependencies["dependencies"][0] == f"framework[standard] @ {source.as_uri()}"
 
 
+@pytest.mark.timeout(600)
+def test_the_wheel_house_installs_offline_and_serves(
+    installed: tuple[Path, dict[str, str], Path], tmp_path: Path
+) -> None:
+    """`make wheels`, then what the Dockerfile does on a machine with no index and no build host:
+    every wheel of the wheel-house installed with `--no-index --no-deps` into a fresh environment,
+    nothing missing (`pip check`), and the project's app run from there, outside its source tree,
+    with only its config/ beside it: ready, then exit 0 on SIGTERM."""
+    venv, env, _ = installed
+    _run([venv / "bin/framework", "new", "acme-orders", "--no-input"], cwd=tmp_path, env=env)
+    project = tmp_path / "acme-orders"
+    _run(["make", "wheels", f"VENV={venv}"], cwd=project, env=env, timeout=900)
+    wheels = sorted((project / "wheels").glob("*.whl"))
+    assert any(w.name.startswith("acme_orders-") for w in wheels), wheels
+    assert any(w.name.startswith("framework-") for w in wheels), wheels
+
+    offline = {**env, "PIP_CONFIG_FILE": os.devnull, "PIP_NO_INDEX": "1", "PIP_FIND_LINKS": ""}
+    house = tmp_path / "image"
+    _run([sys.executable, "-m", "venv", house / "venv"], cwd=tmp_path, env=offline)
+    pip = [house / "venv/bin/python", "-m", "pip"]
+    _run([*pip, "install", "-q", "--no-index", "--no-deps", *wheels], cwd=tmp_path, env=offline)
+    _run([*pip, "check"], cwd=tmp_path, env=offline)
+    shutil.copytree(project / "config", house / "config")
+
+    port = free_port()
+    run_env = {
+        **offline,
+        "APP_HTTP__PORT": str(port),
+        "APP_LIFECYCLE__SHUTDOWN_DELAY": "0.2",
+        "APP_DATABASE__URL": f"sqlite+aiosqlite:///{house / 'orders.db'}",
+    }
+    proc = subprocess.Popen(
+        [house / "venv/bin/framework", "run", "acme_orders.app:App", "--env", "production"],
+        cwd=house,
+        env=run_env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert _wait_ready(port, proc), "the service did not become ready within 60 s"
+        proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+    assert proc.returncode == 0, err
+    assert str(project) not in err
+
+
 def _wait_ready(port: int, proc: subprocess.Popen[str], timeout: float = 60) -> bool:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline and proc.poll() is None:
