@@ -171,6 +171,45 @@ def test_the_wheel_house_installs_offline_and_serves(
     assert str(project) not in err
 
 
+def _container_engine() -> str | None:
+    """docker or podman, when one is installed and can build (its daemon answers)."""
+    for engine in ("docker", "podman"):
+        if shutil.which(engine) is None:
+            continue
+        try:
+            info = subprocess.run([engine, "info"], capture_output=True, timeout=20, check=False)
+        except subprocess.TimeoutExpired:
+            continue
+        if info.returncode == 0:
+            return engine
+    return None
+
+
+@pytest.mark.timeout(900)
+def test_the_image_builds_from_the_wheel_house(
+    installed: tuple[Path, dict[str, str], Path], tmp_path: Path
+) -> None:
+    """The template's Dockerfile builds from `make wheels` alone (no index inside the build)."""
+    engine = _container_engine()
+    if engine is None:
+        pytest.skip("no docker or podman that can build here (not installed, or no daemon)")
+    venv, env, _ = installed
+    _run([venv / "bin/framework", "new", "acme-orders", "--no-input"], cwd=tmp_path, env=env)
+    project = tmp_path / "acme-orders"
+    _run(["make", "wheels", f"VENV={venv}"], cwd=project, env=env, timeout=900)
+    tag = f"acme-orders-test:{os.getpid()}"
+    try:
+        _run([engine, "build", "--network=none", "-t", tag, "."], cwd=project, env=env)
+        out = _run(
+            [engine, "run", "--rm", "--network=none", tag, "framework", "--version"],
+            cwd=project,
+            env=env,
+        )
+        assert "framework" in out
+    finally:
+        subprocess.run([engine, "rmi", "-f", tag], capture_output=True, check=False)
+
+
 def _wait_ready(port: int, proc: subprocess.Popen[str], timeout: float = 60) -> bool:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline and proc.poll() is None:
