@@ -461,6 +461,114 @@ def test_postgres_stopped_under_load_turns_readyz_503_and_back(
     assert postgres.password not in err
 
 
+HOLDING_APP = '''
+"""A FastAPI app on PostgreSQL whose GET /hold keeps one of the pool's connections for 4 s."""
+
+from dependency_injector import containers, providers
+from dependency_injector.wiring import Provide, inject
+from fastapi import Depends, FastAPI
+from sqlalchemy import text
+
+from framework import Application, Settings
+from framework.services import DatabaseService, HttpService
+
+api = FastAPI()
+
+
+@api.get("/hold")
+@inject
+async def hold(db: DatabaseService = Depends(Provide["db"])) -> dict[str, str]:
+    async with db.engine.connect() as connection:
+        await connection.execute(text("SELECT pg_sleep(4)"))
+    return {"held": "4 s"}
+
+
+class Container(containers.DeclarativeContainer):
+    wiring_config = containers.WiringConfiguration(modules=[__name__])
+    settings = providers.Dependency(instance_of=Settings)
+    db = providers.Singleton(DatabaseService, settings=settings.provided.database)
+    http = providers.Singleton(
+        HttpService, app=providers.Object(api), settings=settings.provided.http
+    )
+
+
+class App(Application):
+    container_class = Container
+'''
+
+
+@pytest.mark.slow
+@pytest.mark.postgres
+def test_a_pool_held_full_by_requests_keeps_the_app_ready(
+    tmp_path: Path, postgres: PostgresServer
+) -> None:
+    """A running app, pool_size 2 and max_overflow 0, both connections held by two requests for
+    4 s: /readyz stays 200 throughout (0.2 answered 503 "did not answer within 1 s" here, and with
+    a readiness probe every pod of the Service left it together), and both requests answer 200."""
+    port = free_port()
+    (tmp_path / "holding_app.py").write_text(HOLDING_APP, encoding="utf-8")
+    log = tmp_path / "stderr.log"
+    with log.open("w", encoding="utf-8") as stderr:
+        proc = subprocess.Popen(
+            [
+                *(sys.executable, "-m", "framework", "run", "holding_app:App"),
+                *with_sets(
+                    f"database.url={postgres.url}",
+                    "database.pool_size=2",
+                    "database.max_overflow=0",
+                    f"http.port={port}",
+                    "lifecycle.health_interval=0.3",
+                    "lifecycle.health_timeout=1",
+                ),
+            ],
+            cwd=tmp_path,
+            env=framework_env(),
+            stdout=subprocess.DEVNULL,
+            stderr=stderr,
+        )
+    base = f"http://127.0.0.1:{port}"
+    held: list[int] = []
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and not _answers(f"{base}/readyz", 200):
+            assert proc.poll() is None, log.read_text(encoding="utf-8")
+            time.sleep(0.1)
+
+        def one_hold() -> None:
+            held.append(httpx.get(f"{base}/hold", timeout=30).status_code)
+
+        holders = [threading.Thread(target=one_hold) for _ in range(2)]
+        began = time.monotonic()
+        for holder in holders:
+            holder.start()
+        time.sleep(0.5)
+        readyz = []
+        while time.monotonic() - began < 3.5:  # the connections are held until 4 s
+            readyz.append(httpx.get(f"{base}/readyz", timeout=5).status_code)
+            time.sleep(0.1)
+        for holder in holders:
+            holder.join(timeout=30)
+        took = time.monotonic() - began
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    err = log.read_text(encoding="utf-8")
+    assert held == [200, 200] and took >= 4, (held, took, err)
+    assert len(readyz) > 10 and set(readyz) == {200}, readyz
+    assert "unhealthy" not in err
+    assert proc.returncode == 0, err
+
+
+def _answers(url: str, status: int) -> bool:
+    try:
+        return httpx.get(url, timeout=1).status_code == status
+    except httpx.HTTPError:
+        return False
+
+
 PG_APP = '''
 """A web app on PostgreSQL for the health test: GET /hello; the database is checked by health()."""
 
