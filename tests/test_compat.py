@@ -45,10 +45,12 @@ NAMED = frozenset(
         "_patched_registry",
         "_get_root",
         "_arg2fixturedefs",
+        "EngineTracer",
     }
 )
-"""Reached for by earlier versions of the framework: private to uvicorn, loguru, anyio,
-dependency-injector and pytest, whatever the object they are read from."""
+"""Reached for by earlier versions of the framework, or now by an adapter: private to uvicorn,
+loguru, anyio, dependency-injector, pytest and OpenTelemetry (a class its documentation does not
+name), whatever the object they are read from."""
 
 INTERPRETER_STATE = {"gc": {"freeze", "disable", "set_threshold"}, "sys": {"setswitchinterval"}}
 _ATTRIBUTE_FUNCTIONS = {"getattr", "setattr", "hasattr", "delattr"}
@@ -59,6 +61,7 @@ DISTRIBUTIONS = {
     "uvicorn": "uvicorn",
     "dependency_injector": "dependency-injector",
     "pytest": "pytest",
+    "opentelemetry": "opentelemetry-instrumentation-sqlalchemy",
 }
 
 
@@ -218,6 +221,7 @@ def test_no_process_wide_interpreter_state_is_changed() -> None:
         "from loguru import FileSink\ngetattr(FileSink, f'_make_{key}_function')",
         "def f(x):\n    return getattr(x, 'native_token')",
         "def f(metafunc):\n    return metafunc._arg2fixturedefs",
+        "from opentelemetry.instrumentation.sqlalchemy.engine import EngineTracer",
     ],
 )
 def test_the_scan_sees_a_private_reach(source: str) -> None:
@@ -283,7 +287,8 @@ def test_each_adapter_checks_the_range_pyproject_declares(adapter: str) -> None:
 def test_the_command_line_checks_every_adapter_of_a_dependency() -> None:
     declared = set(_declared_ranges())
     assert {DISTRIBUTIONS[a] for a in ADAPTERS} <= declared
-    assert set(ADAPTERS) == set(DISTRIBUTIONS) - {"pytest"}
+    # pytest's is the test plugin's; OpenTelemetry's is checked by the telemetry service (an extra)
+    assert set(ADAPTERS) == set(DISTRIBUTIONS) - {"pytest", "opentelemetry"}
 
 
 @pytest.mark.parametrize(
@@ -308,6 +313,26 @@ def test_the_command_line_checks_every_adapter_of_a_dependency() -> None:
 )
 def test_a_version_is_compared_with_the_range(version: str, inside: bool) -> None:
     assert supports(">=0.32,<0.55", version) is inside
+
+
+@pytest.mark.parametrize(
+    ("version", "inside"),
+    [
+        ("0.66b2", True),
+        ("0.66b10", True),
+        ("0.66rc1", True),
+        ("0.66", True),
+        ("0.67b0", True),
+        ("0.66b1", False),
+        ("0.66a5", False),
+        ("0.66.dev1", False),
+        ("0.65", False),
+        ("1.0b1", False),
+    ],
+)
+def test_a_floor_may_be_a_pre_release(version: str, inside: bool) -> None:
+    """OpenTelemetry's instrumentations are only ever released as betas (0.66b2)."""
+    assert supports(">=0.66b2,<1", version) is inside
 
 
 def test_a_range_is_written_one_way() -> None:

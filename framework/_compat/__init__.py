@@ -3,7 +3,7 @@
 A private part is a name that starts with ``_`` or an attribute the package's documentation does
 not name. The framework uses such a part only through the adapter of that package
 (`framework._compat.loguru`, `framework._compat.uvicorn`, `framework._compat.dependency_injector`,
-`framework._compat.pytest`; the interpreter's in `framework._compat.interpreter`, which has no
+`framework._compat.pytest`, `framework._compat.opentelemetry`; the interpreter's in `framework._compat.interpreter`, which has no
 range of its own and falls back to the ordinary way), and each adapter checks, when it is imported, that the installed
 version is inside the range it was written and tested for (its ``SUPPORTED``, the range
 ``pyproject.toml`` declares). Outside it, the import raises `UnsupportedDependency`::
@@ -30,11 +30,14 @@ ADAPTERS = ("loguru", "uvicorn", "dependency_injector")
 """The adapters of the framework's own dependencies (`check_installed` imports each). The pytest
 adapter is left out: pytest is needed only by the test plugin, which imports it there."""
 
-_RANGE = re.compile(r">=([0-9]+(?:\.[0-9]+)*),<([0-9]+(?:\.[0-9]+)*)")
+_RANGE = re.compile(r">=([0-9]+(?:\.[0-9]+)*(?:(?:a|b|rc)[0-9]+)?),<([0-9]+(?:\.[0-9]+)*)")
 _RELEASE = re.compile(r"[0-9]+(?:\.[0-9]+)*")
-# After the release: a pre-release (a, b, rc, alpha, beta, c, pre, preview) or a development
-# release comes before the release it names; a post-release (.post1, -1, rev) or local part after.
-_BEFORE_RELEASE = re.compile(r"[-_.]?(a|b|c|rc|alpha|beta|pre|preview|dev)", re.IGNORECASE)
+# After the release: a development release, then the pre-releases (a, b, rc and their other
+# spellings) come before the release they name; a post-release (.post1, -1, rev) or a local part
+# after it, and such a version counts as its release.
+_DEV = re.compile(r"[-_.]?dev", re.IGNORECASE)
+_PRE = re.compile(r"[-_.]?(a|alpha|b|beta|c|rc|pre|preview)[-_.]?([0-9]*)", re.IGNORECASE)
+_PRE_RANK = {"a": 0, "alpha": 0, "b": 1, "beta": 1}  # the rest (c, rc, pre, preview): 2
 
 
 class UnsupportedDependency(Exception):
@@ -70,14 +73,15 @@ def supports(supported: str, version: str) -> bool:
     bounds = _RANGE.fullmatch(supported.replace(" ", ""))
     if bounds is None:
         raise ValueError(f"a supported range is written '>=A,<B', not {supported!r}")
-    release = _RELEASE.match(version.strip())
-    if release is None:
+    found = _key(version.strip())
+    if found is None:
         return False
-    found = _numbers(release.group())
-    floor, ceiling = _numbers(bounds.group(1)), _numbers(bounds.group(2))
-    before = _BEFORE_RELEASE.match(version.strip(), release.end()) is not None
-    above_floor = _compare(found, floor) > 0 or (_compare(found, floor) == 0 and not before)
-    return above_floor and _compare(found, ceiling) < 0
+    floor = _key(bounds.group(1))
+    assert floor is not None  # the pattern matched a release
+    release, phase = found
+    at_floor = _compare(release, floor[0])
+    above_floor = at_floor > 0 or (at_floor == 0 and phase >= floor[1])
+    return above_floor and _compare(release, _numbers(bounds.group(2))) < 0
 
 
 def check_installed() -> None:
@@ -85,6 +89,23 @@ def check_installed() -> None:
     its range. The command line calls it before it does anything else."""
     for name in ADAPTERS:
         importlib.import_module(f"{__name__}.{name}")
+
+
+def _key(version: str) -> tuple[tuple[int, ...], tuple[int, int]] | None:
+    """``(release numbers, phase)`` of ``version``; phase orders what follows the release:
+    ``(0, 0)`` a development release, ``(1, rank * 1000 + n)`` a pre-release, ``(2, 0)`` the
+    release itself (or a post-release or local version of it). None: no release number."""
+    release = _RELEASE.match(version)
+    if release is None:
+        return None
+    numbers, rest = _numbers(release.group()), version[release.end() :]
+    if _DEV.match(rest):
+        return numbers, (0, 0)
+    pre = _PRE.match(rest)
+    if pre:
+        rank = _PRE_RANK.get(pre.group(1).lower(), 2)
+        return numbers, (1, rank * 1000 + int(pre.group(2) or 0))
+    return numbers, (2, 0)
 
 
 def _numbers(release: str) -> tuple[int, ...]:

@@ -70,6 +70,17 @@ def require(extra: str, module: str) -> None:
         ) from None
 
 
+def supported() -> None:
+    """Raise a `FrameworkError` (the one line) when an OpenTelemetry package the framework reaches
+    into is outside the range its adapter was written for."""
+    from framework._compat import UnsupportedDependency
+
+    try:
+        import framework._compat.opentelemetry  # noqa: F401  (checks the range when imported)
+    except UnsupportedDependency as exc:
+        raise FrameworkError(str(exc)) from None
+
+
 class TelemetryService(Service):
     """OpenTelemetry tracer and meter providers with OTLP/HTTP exporters (extra ``otel``).
 
@@ -88,6 +99,7 @@ class TelemetryService(Service):
     def __init__(self, settings: TelemetrySettings | None = None) -> None:
         for module in _NEEDED:  # a missing extra fails the build of the app, before any start
             require("otel", module)
+        supported()
         self.settings = settings if settings is not None else TelemetrySettings()
         self.name = "telemetry"
         self.tracer_provider: Any = None
@@ -246,20 +258,11 @@ class TelemetryService(Service):
         )
 
     def trace_engine(self, engine: Any) -> None:
-        """A span per statement of ``engine`` (a synchronous `Engine`; an async one's core).
+        """A span per statement of ``engine`` (a synchronous `Engine`; an async one's core),
+        through OpenTelemetry's own engine tracer (`framework._compat.opentelemetry`)."""
+        from framework._compat.opentelemetry import trace_engine
 
-        OpenTelemetry's ``EngineTracer`` is used directly: the instrumentor's ``instrument()``
-        wraps ``create_engine`` process-wide and is skipped when the installed SQLAlchemy is
-        newer than the range it declares.
-        """
-        from opentelemetry.instrumentation.sqlalchemy import __name__ as scope
-        from opentelemetry.instrumentation.sqlalchemy.engine import EngineTracer
-
-        tracer = self.tracer_provider.get_tracer(scope)
-        usage = self.meter_provider.get_meter(scope).create_up_down_counter(
-            name="db.client.connections.usage", unit="connections"
-        )
-        EngineTracer(tracer, engine, usage)  # type: ignore[no-untyped-call]
+        trace_engine(self.tracer_provider, self.meter_provider, engine)
 
 
 async def in_daemon_thread(func: Callable[[], object], seconds: float, name: str) -> bool:
