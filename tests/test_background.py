@@ -1,6 +1,6 @@
 """Background work that finishes: warm stop for ``run()``, spawned tasks and Starlette/FastAPI
 ``BackgroundTasks`` drained before the database stops. Real processes (`framework run`), real
-SIGTERM, a real SQLite file (`tests.background_apps`)."""
+SIGTERM, a real SQLite file or the PostgreSQL server the tests start (`tests.background_apps`)."""
 
 from __future__ import annotations
 
@@ -15,12 +15,45 @@ from pathlib import Path
 import pytest
 
 from tests._process import REPO, finish, free_port, run_cli, spawn, wait_for, with_sets
+from tests.postgres import PostgresServer
 from tests.sample_apps import read_journal
 
 pytestmark = pytest.mark.slow
 
 
-def run(tmp_path: Path, *sets: str, target: str = "ConsumerApp") -> subprocess.Popen[str]:
+class Database:
+    """Where the app under test writes its rows, and how the test reads them back."""
+
+    def __init__(self, url: str, postgres: PostgresServer | None = None) -> None:
+        self.url, self.postgres = url, postgres
+
+    def rows(self) -> list[str]:
+        if self.postgres is None:
+            with sqlite3.connect(self.url.removeprefix("sqlite+aiosqlite:///")) as connection:
+                return [r[0] for r in connection.execute("SELECT what FROM rows")]
+        import psycopg
+
+        with psycopg.connect(self.postgres.dsn) as connection:
+            return [r[0] for r in connection.execute("SELECT what FROM rows")]
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def database(request: pytest.FixtureRequest, tmp_path: Path) -> Database:
+    """A SQLite file of the test's own, or the module's PostgreSQL server with no rows table."""
+    if request.param == "sqlite":
+        return Database(f"sqlite+aiosqlite:///{tmp_path}/db.sqlite")
+    server: PostgresServer = request.getfixturevalue("postgres")
+    import psycopg
+
+    with psycopg.connect(server.dsn, autocommit=True) as connection:
+        connection.execute("DROP TABLE IF EXISTS rows")
+    return Database(server.url, server)
+
+
+def run(
+    tmp_path: Path, *sets: str, target: str = "ConsumerApp", database: Database | None = None
+) -> subprocess.Popen[str]:
+    url = database.url if database else f"sqlite+aiosqlite:///{tmp_path}/db.sqlite"
     return spawn(
         tmp_path,
         "run",
@@ -29,7 +62,7 @@ def run(tmp_path: Path, *sets: str, target: str = "ConsumerApp") -> subprocess.P
         str(tmp_path / "report.json"),
         *with_sets(
             f'work.journal="{tmp_path / "journal.txt"}"',
-            f"database.url='sqlite+aiosqlite:///{tmp_path}/db.sqlite'",
+            f"database.url='{url}'",
             f"logging.file='{tmp_path / 'app.log'}'",
             *sets,
         ),
@@ -67,10 +100,12 @@ def services(tmp_path: Path) -> dict[str, dict[str, object]]:
     return {entry["service"]: entry for entry in report["services"]}
 
 
-def test_sigterm_mid_unit_lets_the_unit_finish_and_run_return(tmp_path: Path) -> None:
+def test_sigterm_mid_unit_lets_the_unit_finish_and_run_return(
+    tmp_path: Path, database: Database
+) -> None:
     """A consumer whose unit takes 0.5 s, SIGTERM in the middle of one: the unit completes,
     ``run()`` returns on its own (warm), exit 0."""
-    proc = run(tmp_path, "work.unit=0.5")
+    proc = run(tmp_path, "work.unit=0.5", database=database)
     unit = next_unit(tmp_path)
     time.sleep(0.2)
     proc.send_signal(signal.SIGTERM)
@@ -126,16 +161,18 @@ def test_a_half_second_unit_past_a_drain_timeout_of_0_2_is_cancelled_cold(tmp_pa
     assert "run cold" in err
 
 
-def test_a_spawned_task_finishes_before_the_database_stops(tmp_path: Path) -> None:
+def test_a_spawned_task_finishes_before_the_database_stops(
+    tmp_path: Path, database: Database
+) -> None:
     """A spawned task that writes 1 s after it started, SIGTERM at 0.2 s: the row is there after
     exit, written before the database began to stop."""
-    proc = run(tmp_path, "work.write_after=1.0")
+    proc = run(tmp_path, "work.write_after=1.0", database=database)
     wait_for(tmp_path / "journal.txt", "writer started")
     time.sleep(0.2)
     proc.send_signal(signal.SIGTERM)
     code, err = finish(proc)
     assert code == 0, err
-    assert rows(tmp_path) == ["spawned"]
+    assert database.rows() == ["spawned"]
     lines = journal(tmp_path)
     assert lines.index("wrote spawned") < lines.index("db stopping"), lines
 
@@ -189,12 +226,14 @@ def test_a_spawned_task_that_raises_is_logged_with_its_name_and_the_app_goes_on(
 
 
 def test_a_background_task_of_a_response_finishes_before_the_database_stops(
-    tmp_path: Path,
+    tmp_path: Path, database: Database
 ) -> None:
     """A FastAPI endpoint whose BackgroundTask writes a row 1 s after the response, SIGTERM right
     after the response: the row is there, and the database's stop came after it."""
     port = free_port()
-    proc = run(tmp_path, f"http.port={port}", "work.write_after=1.0", target="WebApp")
+    proc = run(
+        tmp_path, f"http.port={port}", "work.write_after=1.0", target="WebApp", database=database
+    )
     wait_for(tmp_path / "journal.txt", "db started")
     deadline = time.monotonic() + 20
     while True:
@@ -212,7 +251,7 @@ def test_a_background_task_of_a_response_finishes_before_the_database_stops(
     proc.send_signal(signal.SIGTERM)
     code, err = finish(proc)
     assert code == 0, err
-    assert "background" in rows(tmp_path)
+    assert "background" in database.rows()
     lines = journal(tmp_path)
     assert lines.index("wrote background") < lines.index("db stopping"), lines
 
