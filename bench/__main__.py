@@ -10,7 +10,7 @@ import traceback
 from collections.abc import Callable
 from typing import Any
 
-from bench import http, idle_exit, logs, overhead, ready, shutdown, startup, telemetry
+from bench import dev, http, idle_exit, logs, overhead, ready, shutdown, startup, telemetry
 from bench._common import ROOT, Result
 from bench.report import fmt, machine, render
 
@@ -23,6 +23,7 @@ BENCHES: dict[str, Callable[[bool], Result]] = {
     "ready": ready.run,
     "exit": idle_exit.run,
     "telemetry": telemetry.run,
+    "dev": dev.run,
 }
 RESULTS = ROOT / "bench" / "results.json"
 PAGE = ROOT / "docs" / "benchmarks.md"
