@@ -15,6 +15,7 @@ import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Protocol
 
 import pytest
 
@@ -126,22 +127,27 @@ class Run:
             self.proc.wait()
 
 
+class Start(Protocol):
+    """The `run` fixture: ``run(*sets, env=...)`` starts a `Run` in the test's directory."""
+
+    def __call__(self, *args: str, env: dict[str, str] | None = None) -> Run: ...
+
+
 @pytest.fixture
-def run(tmp_path: Path) -> Iterator[type[Run]]:
+def run(tmp_path: Path) -> Iterator[Start]:
     runs: list[Run] = []
 
-    class Tracked(Run):
-        def __init__(self, *args: str, env: dict[str, str] | None = None) -> None:
-            super().__init__(tmp_path, *args, env=env)
-            runs.append(self)
+    def start(*args: str, env: dict[str, str] | None = None) -> Run:
+        runs.append(Run(tmp_path, *args, env=env))
+        return runs[-1]
 
-    yield Tracked
+    yield start
     for item in runs:
         item.close()
 
 
 def test_max_requests_recycles_workers_under_keep_alive_load_without_a_failed_request(
-    run: type[Run],
+    run: Start,
 ) -> None:
     """2 workers, max_requests 50 + jitter 10, 4 keep-alive clients looping on /hello until at
     least 600 requests and 3 replacements: each replacement is logged with its reason, the final
@@ -161,8 +167,8 @@ def test_max_requests_recycles_workers_under_keep_alive_load_without_a_failed_re
         thread.start()
     deadline = time.monotonic() + TIMEOUT
     while time.monotonic() < deadline:
-        total = sum(t.answered for t in tallies)
-        if total >= 600 and app.log().count("(reason: max_requests;") >= 3:
+        answered = sum(t.answered for t in tallies)
+        if answered >= 600 and app.log().count("(reason: max_requests;") >= 3:
             break
         time.sleep(0.1)
     stop.set()
@@ -183,7 +189,7 @@ def test_max_requests_recycles_workers_under_keep_alive_load_without_a_failed_re
 
 
 def test_a_hung_worker_has_its_stacks_logged_and_is_replaced_while_the_other_serves(
-    run: type[Run],
+    run: Start,
 ) -> None:
     """worker_timeout 3: an endpoint stuck in time.sleep(3600) blocks one worker's loop; within
     8 s the log holds one entry with its pid and a stack naming the endpoint's function, the
@@ -233,7 +239,7 @@ def _swallow(app: Run, path: str) -> None:
 
 
 def test_a_worker_growing_past_max_memory_is_replaced_before_300_mib_without_a_failure(
-    run: type[Run],
+    run: Start,
 ) -> None:
     """2 workers leaking 10 MiB per request, max_memory_mib 200, a client pacing 2 requests a
     second: each is replaced the rolling way (reason max_memory) before any answer reports
@@ -258,7 +264,7 @@ def test_a_worker_growing_past_max_memory_is_replaced_before_300_mib_without_a_f
 
 
 def test_a_second_sigterm_during_a_stop_stuck_in_sleep_exits_130_with_its_stack_logged(
-    run: type[Run],
+    run: Start,
 ) -> None:
     """One process: a service's stop() blocks the loop in time.sleep; a second SIGTERM ends the
     process with 130, and the log holds the stacks of all threads, naming that stop()."""
@@ -281,7 +287,7 @@ def test_a_second_sigterm_during_a_stop_stuck_in_sleep_exits_130_with_its_stack_
 
 
 def test_a_stop_stuck_past_the_shutdown_budget_has_its_stack_logged_before_the_forced_exit(
-    run: type[Run],
+    run: Start,
 ) -> None:
     """One process, one SIGTERM: a service's stop() blocks the loop in time.sleep; once
     lifecycle.shutdown_timeout (2 s) is spent, the watchdog logs the stacks of all threads, naming
@@ -310,7 +316,7 @@ def test_a_stop_stuck_past_the_shutdown_budget_has_its_stack_logged_before_the_f
 
 
 def test_under_the_systemd_watchdog_the_supervisor_pings_only_while_every_worker_reports(
-    run: type[Run],
+    run: Start,
 ) -> None:
     """WATCHDOG_USEC 1 s for the supervisor (a ping every 0.5 s), worker_timeout 0 (the supervisor
     leaves a hung worker to systemd): WATCHDOG=1 arrives while both workers beat; once one
