@@ -175,6 +175,41 @@ def test_a_client_that_never_reads_does_not_starve_the_next_stop(tmp_path: Path)
 
 
 @pytest.mark.slow
+def test_a_websocket_over_limit_concurrency_is_refused_with_503(tmp_path: Path) -> None:
+    """``http.limit_concurrency = 2`` taken by two idle keep-alive connections: a websocket
+    handshake is refused with 503 "Service Unavailable" (not the 403 a close before accept gives);
+    once a connection is freed, the websocket is served."""
+    from websockets.exceptions import InvalidStatus
+
+    port = free_port()
+    proc = start_server(tmp_path, port, "http.limit_concurrency=2")
+    held = [http.client.HTTPConnection("127.0.0.1", port, timeout=5) for _ in range(2)]
+    try:
+        for conn in held:
+            conn.request("GET", "/hello")
+            assert conn.getresponse().read() == b"hello"
+        with pytest.raises(InvalidStatus) as refused:
+            connect(f"ws://127.0.0.1:{port}/polite", open_timeout=5, close_timeout=5)
+        assert refused.value.response.status_code == 503
+        assert refused.value.response.body == b"Service Unavailable"
+        held.pop().close()
+        deadline = time.monotonic() + 5
+        while True:  # the server notices the closed connection on its next read
+            try:
+                with connect(f"ws://127.0.0.1:{port}/polite", open_timeout=5) as ws:
+                    assert ws.recv(timeout=5) == "hello"
+                break
+            except InvalidStatus:
+                assert time.monotonic() < deadline, "the freed connection was never counted"
+                time.sleep(0.05)
+    finally:
+        for conn in held:
+            conn.close()
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=30)
+
+
+@pytest.mark.slow
 def test_probes_answer_past_limit_concurrency(tmp_path: Path) -> None:
     """``http.limit_concurrency = 4`` and four idle keep-alive connections open: /livez and
     /readyz still answer 200 on a fifth connection (the kubelet's), an ordinary request there

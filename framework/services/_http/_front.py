@@ -148,7 +148,7 @@ class Front:
                 await probe(send, notice.is_set() and not self.closes_after(send, CLOSE))
                 return
         if self.limit is not None and self._over_limit(self.limit):
-            await refuse(kind, send)
+            await refuse(kind, send, extensions is not None and DENIAL in extensions)
             return
         work = RequestWork()  # this task's own context: its worker threads see the same object
         CURRENT_REQUEST.set(work)
@@ -274,11 +274,24 @@ async def answer(
     await send({"type": "http.response.body", "body": body})
 
 
-async def refuse(kind: str, send: Send) -> None:
-    """Over ``http.limit_concurrency``: 503 (as uvicorn answers it), or a websocket closed
-    before it is accepted (1013: try again later)."""
+DENIAL = "websocket.http.response"
+"""The ASGI extension with which a websocket handshake is refused with an HTTP response."""
+
+
+async def refuse(kind: str, send: Send, denial: bool = False) -> None:
+    """Over ``http.limit_concurrency``: 503 (as uvicorn answers it), also to a websocket
+    handshake where the server can send one (``denial``); else the websocket is closed before it
+    is accepted (1013: try again later; a client sees the handshake refused)."""
     if kind == "http":
         await answer(send, 503, b"Service Unavailable", close=True)
+    elif denial:
+        body = b"Service Unavailable"
+        headers = [
+            (b"content-type", b"text/plain; charset=utf-8"),
+            (b"content-length", str(len(body)).encode("latin-1")),
+        ]
+        await send({"type": "websocket.http.response.start", "status": 503, "headers": headers})
+        await send({"type": "websocket.http.response.body", "body": body})
     else:
         await send({"type": "websocket.close", "code": 1013})
 
