@@ -32,6 +32,7 @@ import os
 import time
 
 from dependency_injector import containers, providers
+from loguru import logger
 from starlette.applications import Starlette
 from starlette.responses import PlainTextResponse
 from starlette.routing import Route
@@ -64,6 +65,9 @@ api = Starlette(routes=[Route("/hello", hello), Route("/hang", hang_forever), Ro
 
 class StuckStop(Service):
     async def stop(self):
+        if os.environ.get("HEAL_STUCK_LOG"):  # more than a log that takes nothing more can hold
+            for number in range(20000):
+                logger.info(f"line {number} of a log that nobody reads")
         if os.environ.get("HEAL_STUCK_STOP"):
             os.write(2, b"stop is stuck now\\n")
             time.sleep(3600)  # a stop that blocks the event loop
@@ -313,6 +317,40 @@ def test_a_stop_stuck_past_the_shutdown_budget_has_its_stack_logged_before_the_f
     stacks = log[log.index(header) :]
     assert "in stop" in stacks and "heal_app.py" in stacks
     assert stacks.index("in stop") < stacks.index("exit code 1"), stacks[-3000:]
+
+
+def test_with_the_log_stuck_the_stacks_before_the_forced_exit_go_to_stderr(
+    run: Start, tmp_path: Path
+) -> None:
+    """The log is a FIFO nobody reads (logging.stderr off): stop() blocks writing to it; once
+    lifecycle.shutdown_timeout (2 s) is spent, the watchdog cannot log the stacks, so they go
+    straight to stderr (naming that stop), then the final line, and the process exits 1."""
+    fifo = tmp_path / "log.fifo"
+    os.mkfifo(fifo)
+    reader = os.open(fifo, os.O_RDONLY | os.O_NONBLOCK)  # opened, never read: the writes fill it
+    try:
+        sets = ("lifecycle.shutdown_timeout=2", "logging.stderr=false", f"logging.file='{fifo}'")
+        app = run(*sets, env={"HEAL_STUCK_LOG": "1"})
+        deadline = time.monotonic() + TIMEOUT
+        while time.monotonic() < deadline:
+            try:
+                if app.get("/hello")[0] == 200:
+                    break
+            except OSError:
+                time.sleep(0.1)
+        app.proc.send_signal(signal.SIGTERM)
+        began = time.monotonic()
+        assert app.proc.wait(TIMEOUT) == 1, app.log()[-3000:]
+        took = time.monotonic() - began
+    finally:
+        os.close(reader)
+    assert took < 2 + 2 + 3, f"exited {took:.1f} s after SIGTERM"  # 3: a loaded machine
+    err = app.log()  # stderr: nothing reaches it but what the watchdog writes there itself
+    header = f"stacks of all threads of process {app.proc.pid} (exiting now: "
+    assert header in err, err[-3000:]
+    stacks = err[err.index(header) :]
+    assert "in stop" in stacks and "heal_app.py" in stacks, stacks[:3000]
+    assert [line for line in err.splitlines() if line.strip()][-1].startswith("exit code 1"), err
 
 
 def test_under_the_systemd_watchdog_the_supervisor_pings_only_while_every_worker_reports(
