@@ -221,6 +221,7 @@ class Supervisor:
 
     def _pump(self, timeout: float) -> None:
         """Wait up to ``timeout`` for a signal or a message; take messages, reap, act on signals."""
+        self._listen_to_workers()
         for key, _ in self._selector.select(timeout):
             if key.fileobj is self._wake_r:
                 try:
@@ -237,6 +238,15 @@ class Supervisor:
             self._on_signal(self._signals.pop(0))
         self._end_hung()
         self._ping()
+
+    def _listen_to_workers(self) -> None:
+        """Wake on a message of any live worker (its READY=1 is acted on at once, not next tick)."""
+        live = {w.notify for w in self.pool.workers if w.alive}
+        for key in list(self._selector.get_map().values()):
+            if key.fileobj is not self._wake_r and key.fileobj not in live:
+                self._selector.unregister(key.fileobj)  # closed sockets are found by identity
+        for sock in live - {key.fileobj for key in self._selector.get_map().values()}:
+            self._selector.register(sock, selectors.EVENT_READ)
 
     def _end_hung(self) -> None:
         """Log the stacks of each worker whose loop stopped reporting, kill it (see heartbeat)."""
