@@ -3,13 +3,16 @@ explained. Real supervisor and worker processes, the real HttpService, real sign
 
 from __future__ import annotations
 
+import fcntl
 import http.client
 import os
 import re
 import signal
 import socket
+import struct
 import subprocess
 import sys
+import termios
 import threading
 import time
 import uuid
@@ -66,6 +69,7 @@ api = Starlette(routes=[Route("/hello", hello), Route("/hang", hang_forever), Ro
 class StuckStop(Service):
     async def stop(self):
         if os.environ.get("HEAL_STUCK_LOG"):  # more than a log that takes nothing more can hold
+            os.write(2, b"stop logs now\\n")
             for number in range(20000):
                 logger.info(f"line {number} of a log that nobody reads")
         if os.environ.get("HEAL_STUCK_STOP"):
@@ -351,6 +355,49 @@ def test_with_the_log_stuck_the_stacks_before_the_forced_exit_go_to_stderr(
     stacks = err[err.index(header) :]
     assert "in stop" in stacks and "heal_app.py" in stacks, stacks[:3000]
     assert [line for line in err.splitlines() if line.strip()][-1].startswith("exit code 1"), err
+
+
+def test_a_second_sigterm_with_the_log_stuck_writes_the_stacks_to_stderr_and_exits_130(
+    run: Start, tmp_path: Path
+) -> None:
+    """The log is a FIFO nobody reads (logging.stderr off), stop() blocks writing to it, the
+    budget is 30 s: a second SIGTERM cannot log the stacks, so they go straight to stderr (naming
+    that stop) and the process exits 130 at once."""
+    fifo = tmp_path / "log.fifo"
+    os.mkfifo(fifo)
+    reader = os.open(fifo, os.O_RDONLY | os.O_NONBLOCK)  # opened, never read: the writes fill it
+    try:
+        sets = ("lifecycle.shutdown_timeout=30", "logging.stderr=false", f"logging.file='{fifo}'")
+        app = run(*sets, env={"HEAL_STUCK_LOG": "1"})
+        deadline = time.monotonic() + TIMEOUT
+        while time.monotonic() < deadline:
+            try:
+                if app.get("/hello")[0] == 200:
+                    break
+            except OSError:
+                time.sleep(0.1)
+        app.proc.send_signal(signal.SIGTERM)
+        app.wait_logged("stop logs now")
+        while _queued(reader) < 60_000 and time.monotonic() < deadline:  # the FIFO holds 64 KiB
+            time.sleep(0.05)
+        assert _queued(reader) >= 60_000 and app.proc.poll() is None
+        app.proc.send_signal(signal.SIGTERM)
+        began = time.monotonic()
+        assert app.proc.wait(TIMEOUT) == 130, app.log()[-3000:]
+        took = time.monotonic() - began
+    finally:
+        os.close(reader)
+    assert took < 1 + 3, f"exited {took:.1f} s after the second SIGTERM"  # 3: a loaded machine
+    err = app.log()  # stderr: nothing reaches it but what is written there directly
+    header = f"stacks of all threads of process {app.proc.pid} (SIGTERM received again"
+    assert header in err, err[-3000:]
+    stacks = err[err.index(header) :]
+    assert "in stop" in stacks and "heal_app.py" in stacks, stacks[:3000]
+
+
+def _queued(fd: int) -> int:
+    """Bytes waiting to be read on the pipe ``fd``."""
+    return int(struct.unpack("i", fcntl.ioctl(fd, termios.FIONREAD, b"\0\0\0\0"))[0])
 
 
 def test_under_the_systemd_watchdog_the_supervisor_pings_only_while_every_worker_reports(
