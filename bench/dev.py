@@ -338,9 +338,13 @@ NOTE = (
 )
 
 MISS_SAVE = (
-    "The new process imports the framework and dependency-injector (which imports FastAPI and "
-    "pydantic-settings) besides the app, builds the container and starts its services before it "
-    "is ready; then the old process is stopped and the client's connection moves to the new one."
+    "Where a reload of `framework dev` goes: 100-150 ms from the write to the change seen "
+    "(watchfiles' 50 ms step, then 50 ms more for the set of the other watcher: the project's "
+    "root is watched flat and its folders in depth), 550-750 ms for the new process to start and "
+    "import (beside uvicorn and the app: dependency-injector and the configuration loader, "
+    "~120 ms), ~35 ms to start its services, ~20 ms to the first new answer once the old process "
+    "is stopped. `uvicorn --reload` looks for changes every 0.25 s and stops the old process "
+    "before it starts the new one, which imports uvicorn and the app only."
 )
 
 
