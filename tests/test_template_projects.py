@@ -4,14 +4,18 @@ the database. Run with this checkout's environment (no install): the wheel test 
 from __future__ import annotations
 
 import os
+import signal
+import socket
 import subprocess
 import sys
+import time
+import urllib.request
 from pathlib import Path
 
 import pytest
 
 from framework._cli.template import render
-from tests._process import REPO
+from tests._process import REPO, free_port
 
 pytestmark = pytest.mark.slow
 
@@ -100,3 +104,83 @@ def test_generated_tests_catch_a_setting_that_breaks_a_pod_deletion(
     assert tests.returncode == 1, out[-3000:]
     assert f"FAILED tests/test_app.py::{test}" in tests.stdout, out[-3000:]
     assert "1 failed" in tests.stdout and says in tests.stdout, out[-3000:]
+
+
+def test_the_telemetry_and_sentry_options_work_when_switched_on(tmp_path: Path) -> None:
+    """The container's commented-out telemetry and Sentry lines, switched on as its comment says
+    (with the short stop bounds it recommends): `check --strict` orders them before the database
+    and the HTTP service (no wiring written) and the budget still fits the manifest's grace period;
+    the app serves, and on SIGTERM stops them last and exits 0 (nothing is exported: the OTLP
+    endpoint is a closed loopback port, Sentry has no DSN)."""
+    project = render("traced", output_dir=tmp_path, no_input=True)
+    container = project / "traced" / "container.py"
+    text = container.read_text(encoding="utf-8")
+    text = text.replace(
+        "from framework.services import HttpService\n",
+        "from framework.services import HttpService, SentryService, TelemetryService\n",
+    )
+    text = text.replace("    # telemetry = providers", "    telemetry = providers")
+    text = text.replace("    # sentry = providers", "    sentry = providers")
+    container.write_text(text, encoding="utf-8")
+    with (project / "config/default.toml").open("a", encoding="utf-8") as config:
+        config.write("\n[services.telemetry]\nstop_timeout = 1.0\n")
+        config.write("\n[services.sentry]\nstop_timeout = 1.0\n")
+    with socket.socket() as closed:  # bound and closed again: nothing listens there
+        closed.bind(("127.0.0.1", 0))
+        otlp = closed.getsockname()[1]
+    port = free_port()
+    env = {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join([str(project), str(REPO)]),
+        "APP_TELEMETRY__ENDPOINT": f"http://127.0.0.1:{otlp}",
+        "APP_HTTP__PORT": str(port),
+        "APP_LIFECYCLE__SHUTDOWN_DELAY": "0.2",
+    }
+    grace = "22"  # the manifest's terminationGracePeriodSeconds for shutdown_timeout 20
+    check = subprocess.run(
+        [
+            *(sys.executable, "-m", "framework", "check", "traced.app:App"),
+            *("--env", "production", "--strict", "--grace-period", grace),
+        ],
+        cwd=project,
+        env={**env, "APP_LIFECYCLE__SHUTDOWN_DELAY": "5"},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert check.returncode == 0, check.stderr
+    assert check.stdout.splitlines()[0] == "0: sentry telemetry", check.stdout
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "framework", "run", "traced.app:App"],
+        cwd=project,
+        env={**env, "APP_DATABASE__URL": f"sqlite+aiosqlite:///{tmp_path / 'orders.db'}"},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while not _ready(port):
+            assert proc.poll() is None and time.monotonic() < deadline, "never ready"
+            time.sleep(0.1)
+        proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+    assert proc.returncode == 0, err
+    stopped = [line for line in err.splitlines() if "stopped in" in line]
+    assert {"sentry", "telemetry"} == {_service(line) for line in stopped[-2:]}, stopped
+
+
+def _ready(port: int) -> bool:
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/readyz", timeout=1) as answer:
+            return bool(answer.status == 200)
+    except OSError:
+        return False
+
+
+def _service(line: str) -> str:
+    return line.split("service '", 1)[1].split("'", 1)[0]

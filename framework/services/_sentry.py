@@ -54,11 +54,10 @@ def _before_send(event: Any, hint: Any) -> Any:
     return masked_event(event)
 
 
-def _masking_hooks(version: str) -> dict[str, Any]:
+def _masking_hooks() -> dict[str, Any]:
     """The hooks that mask every event before it is sent: errors and messages (``before_send``),
-    and traces: transactions up to sentry-sdk 2, spans from 3 on."""
-    traces = "before_send_transaction" if int(version.split(".")[0]) < 3 else "before_send_span"
-    return {"before_send": _before_send, traces: _before_send}
+    and spans (``before_send_span``, sentry-sdk 3)."""
+    return {"before_send": _before_send, "before_send_span": _before_send}
 
 
 class _QuietSenderRetries(logging.Filter):
@@ -130,7 +129,7 @@ class SentryService(Service):
                 traces_sample_rate=self.settings.traces_sample_rate,
                 shutdown_timeout=0,
                 transport=_counting_transport(self._event_lost) if dsn else None,
-                **_masking_hooks(sentry_sdk.VERSION),
+                **_masking_hooks(),
             )
         except Exception as exc:  # a malformed DSN
             raise FrameworkError(

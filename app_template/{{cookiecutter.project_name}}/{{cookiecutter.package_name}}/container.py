@@ -21,6 +21,9 @@ class Container(containers.DeclarativeContainer):
     # Optional: traces and metrics over OTLP/HTTP (pip install 'framework[otel]'; section
     # `telemetry`) and error reports (pip install 'framework[sentry]'; section `sentry`). The HTTP
     # service and the database depend on them without wiring: they start first and flush last.
+    # Their stop bounds add to the longest chain of stops, so give them short ones in
+    # config/default.toml (`[services.telemetry]` and `[services.sentry]`, `stop_timeout = 1.0`),
+    # or raise lifecycle.shutdown_timeout with the grace period: `framework check` says which.
     # Import them from framework.services, then uncomment:
     # telemetry = providers.Singleton(TelemetryService, settings.provided.telemetry)
     # sentry = providers.Singleton(SentryService, settings.provided.sentry)
