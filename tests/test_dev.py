@@ -5,6 +5,7 @@ from __future__ import annotations
 import http.client
 import os
 import signal
+import sqlite3
 import subprocess
 import sys
 import textwrap
@@ -206,6 +207,96 @@ def test_edit_syntax_error_fix_then_sigint(project: Path) -> None:
         "stopped two",
         "stopped four",
     ], journal
+
+
+# The same app with a database: GET /slow writes its VERSION in a transaction that lasts 3 s.
+# The endpoint reaches the database through wiring, so the HTTP service depends on it: at a reload
+# the old process drains its requests, then drains and disposes its database.
+DB_APP = textwrap.dedent(
+    """
+    import anyio
+    from dependency_injector import containers, providers
+    from dependency_injector.wiring import Provide, inject
+    from sqlalchemy import text
+    from starlette.applications import Starlette
+    from starlette.responses import PlainTextResponse
+    from starlette.routing import Route
+
+    from framework import Application, Settings
+    from framework.services import DatabaseService, HttpService
+
+    VERSION = "one"
+
+
+    async def version(request):
+        return PlainTextResponse(VERSION)
+
+
+    @inject
+    async def slow(request, db: DatabaseService = Provide["db"]):
+        async with db.engine.begin() as connection:
+            await connection.execute(text("CREATE TABLE IF NOT EXISTS rows (v TEXT)"))
+            await anyio.sleep(3)
+            await connection.execute(text("INSERT INTO rows VALUES (:v)"), {"v": VERSION})
+        return PlainTextResponse("written " + VERSION)
+
+
+    api = Starlette(routes=[Route("/", version), Route("/slow", slow)])
+
+
+    class Container(containers.DeclarativeContainer):
+        wiring_config = containers.WiringConfiguration(modules=[__name__])
+        settings = providers.Dependency(instance_of=Settings)
+        db = providers.Singleton(DatabaseService, settings=settings.provided.database)
+        http = providers.Singleton(
+            HttpService, app=providers.Object(api), settings=settings.provided.http
+        )
+
+
+    class App(Application):
+        container_class = Container
+    """
+)
+
+
+@pytest.mark.slow
+def test_a_reload_drains_the_old_database_and_its_transaction_commits(tmp_path: Path) -> None:
+    """A save while a request of the old code is inside its database transaction: the request
+    ends 200 with its row committed, the old process drains it before its database is disposed
+    (nothing cut off, no connection left checked out), and the new code serves."""
+    (tmp_path / "app.py").write_text(DB_APP)
+    (tmp_path / "config").mkdir()
+    database = tmp_path / "rows.db"
+    (tmp_path / "config" / "default.toml").write_text(
+        f'[database]\nurl = "sqlite+aiosqlite:///{database}"\n'
+    )
+    dev = Dev(tmp_path)
+    answers: list[str] = []
+    try:
+        dev.wait_serving("one")
+
+        def request_slow() -> None:
+            answers.append(dev.get("/slow"))
+
+        slow = threading.Thread(target=request_slow)
+        slow.start()
+        time.sleep(0.3)  # inside its transaction now
+        edit(tmp_path / "app.py", 'VERSION = "one"', 'VERSION = "two"')
+        dev.wait_serving("two")
+        slow.join(timeout=TIMEOUT)
+        dev.wait_logged("database pool disposed")
+        code = dev.stop(signal.SIGINT)
+    finally:
+        dev.kill()
+    assert answers == ["written one"], dev.log[-4000:]
+    assert code == 0, dev.log[-4000:]
+    # the old process: its HTTP service drained the request (which depends on the database, so
+    # stops first), then its database was disposed with nothing checked out; then the new one's
+    assert dev.log.count("database pool disposed") == 2, dev.log[-4000:]
+    assert "request(s) drained, 0 cut off" in dev.log, dev.log[-4000:]
+    assert "still checked out" not in dev.log, dev.log[-4000:]
+    with sqlite3.connect(database) as connection:
+        assert [row[0] for row in connection.execute("SELECT v FROM rows")] == ["one"]
 
 
 @pytest.mark.slow
