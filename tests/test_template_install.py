@@ -129,11 +129,11 @@ def test_the_wheel_house_installs_offline_and_serves(
     nothing missing (`pip check`), and the project's app run from there, outside its source tree,
     with only its config/ beside it: ready, then exit 0 on SIGTERM."""
     venv, env, _ = installed
-    _run([venv / "bin/framework", "new", "acme-orders", "--no-input"], cwd=tmp_path, env=env)
-    project = tmp_path / "acme-orders"
+    _run([venv / "bin/framework", "new", "house-orders", "--no-input"], cwd=tmp_path, env=env)
+    project = tmp_path / "house-orders"
     _run(["make", "wheels", f"VENV={venv}"], cwd=project, env=env, timeout=900)
     wheels = sorted((project / "wheels").glob("*.whl"))
-    assert any(w.name.startswith("acme_orders-") for w in wheels), wheels
+    assert any(w.name.startswith("house_orders-") for w in wheels), wheels
     assert any(w.name.startswith("framework-") for w in wheels), wheels
 
     offline = {**env, "PIP_CONFIG_FILE": os.devnull, "PIP_NO_INDEX": "1", "PIP_FIND_LINKS": ""}
@@ -152,7 +152,7 @@ def test_the_wheel_house_installs_offline_and_serves(
         "APP_DATABASE__URL": f"sqlite+aiosqlite:///{house / 'orders.db'}",
     }
     proc = subprocess.Popen(
-        [house / "venv/bin/framework", "run", "acme_orders.app:App", "--env", "production"],
+        [house / "venv/bin/framework", "run", "house_orders.app:App", "--env", "production"],
         cwd=house,
         env=run_env,
         stdout=subprocess.PIPE,
@@ -189,15 +189,16 @@ def _container_engine() -> str | None:
 def test_the_image_builds_from_the_wheel_house(
     installed: tuple[Path, dict[str, str], Path], tmp_path: Path
 ) -> None:
-    """The template's Dockerfile builds from `make wheels` alone (no index inside the build)."""
+    """The template's Dockerfile builds from `make wheels` alone (no index inside the build).
+    (A project name of its own: the module's environment already has the other tests' projects.)"""
     engine = _container_engine()
     if engine is None:
         pytest.skip("no docker or podman that can build here (not installed, or no daemon)")
     venv, env, _ = installed
-    _run([venv / "bin/framework", "new", "acme-orders", "--no-input"], cwd=tmp_path, env=env)
-    project = tmp_path / "acme-orders"
+    _run([venv / "bin/framework", "new", "image-orders", "--no-input"], cwd=tmp_path, env=env)
+    project = tmp_path / "image-orders"
     _run(["make", "wheels", f"VENV={venv}"], cwd=project, env=env, timeout=900)
-    tag = f"acme-orders-test:{os.getpid()}"
+    tag = f"image-orders-test:{os.getpid()}"
     try:
         _run([engine, "build", "--network=none", "-t", tag, "."], cwd=project, env=env)
         out = _run(
