@@ -32,7 +32,7 @@ lint: $(STAMP)
 	$(BIN)/lint-imports --no-cache
 
 test: $(STAMP) $(CHECKOV_STAMP) lint docs
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q --durations=15
 
 # checkov, the security lint of the template's manifests (tests/test_template_k8s.py), in an
 # environment of its own: beside the dev extra it would hold back packaging, pytest and
@@ -69,8 +69,10 @@ $(LOWEST_STAMP): pyproject.toml $(STAMP)
 	$(call UV_PIP,install) --no-deps -e .
 	touch $@
 
+# FRAMEWORK_TEST_LOWEST: tests that install the framework into a fresh environment (where pip
+# resolves the newest versions) leave it to `make test`.
 test-lowest: $(LOWEST_STAMP)
-	$(LOWEST_BIN)/python -m pytest -q
+	FRAMEWORK_TEST_LOWEST=1 $(LOWEST_BIN)/python -m pytest -q --durations=15
 
 docs: $(STAMP)
 	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict --quiet

@@ -3,6 +3,7 @@ explained. Real supervisor and worker processes, the real HttpService, real sign
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import http.client
 import os
@@ -329,25 +330,11 @@ def test_with_the_log_stuck_the_stacks_before_the_forced_exit_go_to_stderr(
     """The log is a FIFO nobody reads (logging.stderr off): stop() blocks writing to it; once
     lifecycle.shutdown_timeout (2 s) is spent, the watchdog cannot log the stacks, so they go
     straight to stderr (naming that stop), then the final line, and the process exits 1."""
-    fifo = tmp_path / "log.fifo"
-    os.mkfifo(fifo)
-    reader = os.open(fifo, os.O_RDONLY | os.O_NONBLOCK)  # opened, never read: the writes fill it
-    try:
-        sets = ("lifecycle.shutdown_timeout=2", "logging.stderr=false", f"logging.file='{fifo}'")
-        app = run(*sets, env={"HEAL_STUCK_LOG": "1"})
-        deadline = time.monotonic() + TIMEOUT
-        while time.monotonic() < deadline:
-            try:
-                if app.get("/hello")[0] == 200:
-                    break
-            except OSError:
-                time.sleep(0.1)
+    with stuck_log(run, tmp_path, shutdown_timeout=2) as (app, _reader):
         app.proc.send_signal(signal.SIGTERM)
         began = time.monotonic()
         assert app.proc.wait(TIMEOUT) == 1, app.log()[-3000:]
         took = time.monotonic() - began
-    finally:
-        os.close(reader)
     assert took < 2 + 2 + 3, f"exited {took:.1f} s after SIGTERM"  # 3: a loaded machine
     err = app.log()  # stderr: nothing reaches it but what the watchdog writes there itself
     header = f"stacks of all threads of process {app.proc.pid} (exiting now: "
@@ -363,19 +350,8 @@ def test_a_second_sigterm_with_the_log_stuck_writes_the_stacks_to_stderr_and_exi
     """The log is a FIFO nobody reads (logging.stderr off), stop() blocks writing to it, the
     budget is 30 s: a second SIGTERM cannot log the stacks, so they go straight to stderr (naming
     that stop) and the process exits 130 at once."""
-    fifo = tmp_path / "log.fifo"
-    os.mkfifo(fifo)
-    reader = os.open(fifo, os.O_RDONLY | os.O_NONBLOCK)  # opened, never read: the writes fill it
-    try:
-        sets = ("lifecycle.shutdown_timeout=30", "logging.stderr=false", f"logging.file='{fifo}'")
-        app = run(*sets, env={"HEAL_STUCK_LOG": "1"})
+    with stuck_log(run, tmp_path, shutdown_timeout=30) as (app, reader):
         deadline = time.monotonic() + TIMEOUT
-        while time.monotonic() < deadline:
-            try:
-                if app.get("/hello")[0] == 200:
-                    break
-            except OSError:
-                time.sleep(0.1)
         app.proc.send_signal(signal.SIGTERM)
         app.wait_logged("stop logs now")
         while _queued(reader) < 60_000 and time.monotonic() < deadline:  # the FIFO holds 64 KiB
@@ -385,14 +361,38 @@ def test_a_second_sigterm_with_the_log_stuck_writes_the_stacks_to_stderr_and_exi
         began = time.monotonic()
         assert app.proc.wait(TIMEOUT) == 130, app.log()[-3000:]
         took = time.monotonic() - began
-    finally:
-        os.close(reader)
     assert took < 1 + 3, f"exited {took:.1f} s after the second SIGTERM"  # 3: a loaded machine
     err = app.log()  # stderr: nothing reaches it but what is written there directly
     header = f"stacks of all threads of process {app.proc.pid} (SIGTERM received again"
     assert header in err, err[-3000:]
     stacks = err[err.index(header) :]
     assert "in stop" in stacks and "heal_app.py" in stacks, stacks[:3000]
+
+
+@contextlib.contextmanager
+def stuck_log(run: Start, tmp_path: Path, *, shutdown_timeout: float) -> Iterator[tuple[Run, int]]:
+    """The app (a stop() that logs a lot) serving, its log a FIFO that is opened but never read
+    (its writes fill it) and stderr off; yields the app and the FIFO's reading end."""
+    fifo = tmp_path / "log.fifo"
+    os.mkfifo(fifo)
+    reader = os.open(fifo, os.O_RDONLY | os.O_NONBLOCK)
+    try:
+        sets = (
+            f"lifecycle.shutdown_timeout={shutdown_timeout}",
+            "logging.stderr=false",
+            f"logging.file='{fifo}'",
+        )
+        app = run(*sets, env={"HEAL_STUCK_LOG": "1"})
+        deadline = time.monotonic() + TIMEOUT
+        while time.monotonic() < deadline:
+            try:
+                if app.get("/hello")[0] == 200:
+                    break
+            except OSError:
+                time.sleep(0.1)
+        yield app, reader
+    finally:
+        os.close(reader)
 
 
 def _queued(fd: int) -> int:
