@@ -81,25 +81,10 @@ def test_new_from_a_wheel_then_make_test_and_run(
     out = _run(["make", "test", f"VENV={venv}"], cwd=project, env=env, timeout=900)
     assert "6 passed" in out
 
-    port = free_port()
-    run_env = {**env, "APP_HTTP__PORT": str(port), "APP_LIFECYCLE__SHUTDOWN_DELAY": "0.2"}
-    proc = subprocess.Popen(
-        [venv / "bin/framework", "run", "acme_orders.app:App"],
-        cwd=project,
-        env=run_env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
+    code, err = _serve_then_sigterm(
+        [venv / "bin/framework", "run", "acme_orders.app:App"], cwd=project, env=env
     )
-    try:
-        assert _wait_ready(port, proc), "the service did not become ready within 60 s"
-        proc.send_signal(signal.SIGTERM)
-        _, err = proc.communicate(timeout=60)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.communicate()
-    assert proc.returncode == 0, err
+    assert code == 0, err
     stopped = [line for line in err.splitlines() if "stopped in" in line]
     assert "service 'db'" in stopped[-1]
 
@@ -151,30 +136,12 @@ def test_the_wheel_house_installs_offline_and_serves(
     _run([*pip, "check"], cwd=tmp_path, env=offline)
     shutil.copytree(project / "config", house / "config")
 
-    port = free_port()
-    run_env = {
-        **offline,
-        "APP_HTTP__PORT": str(port),
-        "APP_LIFECYCLE__SHUTDOWN_DELAY": "0.2",
-        "APP_DATABASE__URL": f"sqlite+aiosqlite:///{house / 'orders.db'}",
-    }
-    proc = subprocess.Popen(
+    code, err = _serve_then_sigterm(
         [house / "venv/bin/framework", "run", "house_orders.app:App", "--env", "production"],
         cwd=house,
-        env=run_env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
+        env={**offline, "APP_DATABASE__URL": f"sqlite+aiosqlite:///{house / 'orders.db'}"},
     )
-    try:
-        assert _wait_ready(port, proc), "the service did not become ready within 60 s"
-        proc.send_signal(signal.SIGTERM)
-        _, err = proc.communicate(timeout=60)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.communicate()
-    assert proc.returncode == 0, err
+    assert code == 0, err
     assert str(project) not in err
 
 
@@ -216,6 +183,27 @@ def test_the_image_builds_from_the_wheel_house(
         assert "framework" in out
     finally:
         subprocess.run([engine, "rmi", "-f", tag], capture_output=True, check=False)
+
+
+def _serve_then_sigterm(
+    command: list[str | Path], cwd: Path, env: dict[str, str]
+) -> tuple[int, str]:
+    """Run ``command`` (a `framework run`) on a free port, wait until /readyz answers 200, send
+    SIGTERM; (exit code, stderr). Killed and failed if not ready within 60 s or not gone in 60."""
+    port = free_port()
+    run_env = {**env, "APP_HTTP__PORT": str(port), "APP_LIFECYCLE__SHUTDOWN_DELAY": "0.2"}
+    proc = subprocess.Popen(
+        command, cwd=cwd, env=run_env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+    try:
+        assert _wait_ready(port, proc), "the service did not become ready within 60 s"
+        proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+    return proc.returncode, err
 
 
 def _wait_ready(port: int, proc: subprocess.Popen[str], timeout: float = 60) -> bool:

@@ -126,6 +126,16 @@ class Run:
         finally:
             conn.close()
 
+    def wait_serving(self) -> None:
+        """Until GET /hello answers 200 (connection errors while starting retried; bounded)."""
+        deadline = time.monotonic() + TIMEOUT
+        while time.monotonic() < deadline:
+            try:
+                if self.get("/hello")[0] == 200:
+                    return
+            except OSError:
+                time.sleep(0.1)
+
     def stop(self) -> int:
         self.proc.send_signal(signal.SIGTERM)
         return self.proc.wait(TIMEOUT)
@@ -278,13 +288,7 @@ def test_a_second_sigterm_during_a_stop_stuck_in_sleep_exits_130_with_its_stack_
     """One process: a service's stop() blocks the loop in time.sleep; a second SIGTERM ends the
     process with 130, and the log holds the stacks of all threads, naming that stop()."""
     app = run(env={"HEAL_STUCK_STOP": "1"})
-    deadline = time.monotonic() + TIMEOUT
-    while time.monotonic() < deadline:
-        try:
-            if app.get("/hello")[0] == 200:
-                break
-        except OSError:
-            time.sleep(0.1)
+    app.wait_serving()
     app.proc.send_signal(signal.SIGTERM)
     app.wait_logged("stop is stuck now")
     app.proc.send_signal(signal.SIGTERM)
@@ -302,13 +306,7 @@ def test_a_stop_stuck_past_the_shutdown_budget_has_its_stack_logged_before_the_f
     lifecycle.shutdown_timeout (2 s) is spent, the watchdog logs the stacks of all threads, naming
     that stop(), before the final line, and ends the process with exit 1 within the bound."""
     app = run("lifecycle.shutdown_timeout=2", env={"HEAL_STUCK_STOP": "1"})
-    deadline = time.monotonic() + TIMEOUT
-    while time.monotonic() < deadline:
-        try:
-            if app.get("/hello")[0] == 200:
-                break
-        except OSError:
-            time.sleep(0.1)
+    app.wait_serving()
     app.proc.send_signal(signal.SIGTERM)
     app.wait_logged("stop is stuck now")
     began = time.monotonic()
@@ -383,13 +381,7 @@ def stuck_log(run: Start, tmp_path: Path, *, shutdown_timeout: float) -> Iterato
             f"logging.file='{fifo}'",
         )
         app = run(*sets, env={"HEAL_STUCK_LOG": "1"})
-        deadline = time.monotonic() + TIMEOUT
-        while time.monotonic() < deadline:
-            try:
-                if app.get("/hello")[0] == 200:
-                    break
-            except OSError:
-                time.sleep(0.1)
+        app.wait_serving()
         yield app, reader
     finally:
         os.close(reader)
